@@ -1,0 +1,83 @@
+/* conf/conf.h - the configuration: file format, schema, validation, embedded defaults.
+ *
+ * config_load() reads a libconfuse file (titled sections, include()), checks every value and
+ * returns a plain struct that the rest of Drover reads; nobody else sees libconfuse. With no
+ * file, the embedded defaults apply (they are the same defaults a file starts from). Every
+ * error names file:line and the setting. Every default has its name and reason in
+ * conf/defaults.h, and docs/configuration.md lists the same.
+ *
+ * A struct config is immutable once loaded; a reload builds a new one.
+ */
+#ifndef DROVER_CONF_H
+#define DROVER_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* An address prefix, "127.0.0.0/8", "::1", "2001:db8::/32". */
+struct netmask {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	unsigned prefix;
+};
+
+struct listener_conf {
+	char *name;			 /* the section title */
+	char *address;			 /* as written: "127.0.0.1:2525", "[::1]:2525" */
+	struct sockaddr_storage sockaddr; /* resolved (numeric only) */
+	socklen_t socklen;
+};
+
+/* Limits of SMTP sessions; see docs/configuration.md for each default and its reason. */
+struct smtp_limits {
+	unsigned max_sessions;	      /* in total; then 421 4.7.0 at connect */
+	unsigned max_sessions_per_ip; /* per client address; then 421 4.7.0 at connect */
+	uint64_t max_message_size;    /* octets; SIZE= above it, or more data: 552 5.3.4 */
+	unsigned max_recipients;      /* per message; then 452 4.5.3 */
+	unsigned max_errors;	      /* per session; then 421 4.7.0 and close */
+	unsigned command_line_max;    /* octets incl. CRLF; then 500 5.5.2 */
+	unsigned data_line_max;	      /* octets incl. CRLF, 0 = unlimited; then 500 5.5.2 */
+	unsigned command_timeout_s;   /* waiting for a command; then 421 4.4.2 and close */
+	unsigned data_timeout_s;      /* waiting for data in DATA/BDAT; then 421 4.4.2 */
+	bool reject_8bit_without_8bitmime; /* 8-bit body without BODY=8BITMIME: 554 5.6.0 */
+};
+
+struct config {
+	char *path;	/* the file read, NULL for the embedded defaults */
+	char *hostname; /* greeting, Received:, EHLO; default: the machine's name */
+	unsigned threads; /* SMTP event-loop threads; 0 in the file = one per CPU */
+
+	char *spool_directory;
+	uint64_t spool_max_size;
+	unsigned spool_batch_max;
+
+	char *event_log; /* path, "-" for stdout, "" for none */
+	char *log_level; /* "debug", "info", "warn", "error" */
+
+	struct netmask *relay_networks;
+	size_t nrelay_networks;
+
+	struct listener_conf *listeners;
+	size_t nlisteners;
+
+	struct smtp_limits smtp;
+};
+
+/* path NULL: embedded defaults. On error returns NULL and writes every error found, one per
+ * line ("file:line: setting: problem"), into err. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *);
+
+/* Parses "127.0.0.0/8", "::1" (a full-length prefix), "2001:db8::/32". 0 or -1. */
+int netmask_parse(const char *text, struct netmask *out);
+/* True if sa (AF_INET, AF_INET6 incl. v4-mapped) is inside any of the n masks. */
+bool netmask_match_any(const struct netmask *masks, size_t n, const struct sockaddr *sa);
+
+/* "25M", "1G", "4096", "10k" (1024-based) -> octets. 0 or -1. */
+int parse_size(const char *text, uint64_t *out);
+/* "300", "300s", "5m", "2h", "1d" -> seconds. 0 or -1. */
+int parse_duration_s(const char *text, uint64_t *out);
+
+#endif

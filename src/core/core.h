@@ -1,0 +1,76 @@
+/* core/core.h - what every component shares: memory, time, logging, the cross-thread
+ * mailbox that hands work back to an event loop, and the JSON event log.
+ *
+ * Thread-safety: everything here may be called from any thread, except a mailbox's
+ * callbacks, which run on the event loop that owns the mailbox.
+ */
+#ifndef DROVER_CORE_H
+#define DROVER_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct event_base;
+
+#define DROVER_NAME    "Drover"
+#define DROVER_VERSION "0.1.0"
+
+#define MSEC 1000ULL	/* microseconds in a millisecond */
+#define USEC 1000000ULL /* microseconds in a second */
+
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Memory: allocation failure is fatal (logged, then abort), so callers need not check. */
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xrealloc(void *, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Bounded string copy: always NUL-terminates, returns strlen(src) like strlcpy(3). */
+size_t strlcpy_s(char *dst, const char *src, size_t size);
+
+/* Time in microseconds: wall clock (for logs and queue times), monotonic (for intervals). */
+uint64_t time_now_us(void);
+uint64_t time_mono_us(void);
+/* RFC 5322 date-time of a wall-clock time, e.g. "Sun, 29 Nov 2026 08:36:38 +0000". */
+void time_rfc5322(uint64_t us, char *buf, size_t size);
+/* RFC 3339 with microseconds, UTC, e.g. "2026-11-29T08:36:38.123456Z". */
+void time_rfc3339(uint64_t us, char *buf, size_t size);
+
+/* Diagnostic log on stderr, one line per call: "time level message". */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+void log_set_level(enum log_level);
+void log_msg(enum log_level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+_Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Mailbox: any thread posts a function call; it runs on the mailbox's event loop, in the
+ * order posted. This is how worker threads (spool writer, crypto) answer an event loop. */
+struct mailbox;
+typedef void mailbox_fn(void *arg);
+struct mailbox *mailbox_new(struct event_base *);
+void mailbox_post(struct mailbox *, mailbox_fn *, void *arg);
+void mailbox_free(struct mailbox *);
+
+/* Event log: one JSON object per line, written by its own thread so that no event loop
+ * waits on the disk. Every record gets "time" (RFC 3339) and "type" first.
+ * path "-" means standard output; NULL or "" disables the log. */
+struct eventlog;
+struct eventlog *eventlog_open(const char *path, char *err, size_t errlen);
+/* Takes ownership of the object (json_decref'd after writing). */
+void eventlog_write(struct eventlog *, const char *type, json_t *fields);
+/* Reopen the file (after rotation) at the next write. */
+void eventlog_reopen(struct eventlog *);
+/* Writes everything still queued, then closes. */
+void eventlog_close(struct eventlog *);
+
+#endif

@@ -1,0 +1,321 @@
+/* commands.c - the SMTP command table and the commands that are not message data.
+ *
+ * Which command may run in which state is written once, in the table; a command out of
+ * sequence gets its 503 from the table, never from the command itself. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "ingress/internal.h"
+
+#define IN_SESSION (ST(S_CONNECTED) | ST(S_READY) | ST(S_MAIL) | ST(S_RCPT))
+#define IN_TXN	   (ST(S_MAIL) | ST(S_RCPT))
+
+struct command {
+	enum smtp_verb verb;
+	unsigned allowed;	/* ST() bits */
+	const char *sequence;	/* the 503 text when not allowed (after EHLO/HELO) */
+	void (*run)(struct session *, const struct smtp_command *);
+};
+
+static void cmd_ehlo(struct session *, const struct smtp_command *);
+static void cmd_mail(struct session *, const struct smtp_command *);
+static void cmd_rcpt(struct session *, const struct smtp_command *);
+static void cmd_data(struct session *, const struct smtp_command *);
+static void cmd_bdat(struct session *, const struct smtp_command *);
+static void cmd_rset(struct session *, const struct smtp_command *);
+static void cmd_noop(struct session *, const struct smtp_command *);
+static void cmd_quit(struct session *, const struct smtp_command *);
+static void cmd_vrfy(struct session *, const struct smtp_command *);
+static void cmd_help(struct session *, const struct smtp_command *);
+static void cmd_not_implemented(struct session *, const struct smtp_command *);
+
+static const struct command commands[] = {
+	{ SMTP_EHLO, IN_SESSION, NULL, cmd_ehlo },
+	{ SMTP_HELO, IN_SESSION, NULL, cmd_ehlo },
+	{ SMTP_MAIL, ST(S_READY), "nested MAIL command", cmd_mail },
+	{ SMTP_RCPT, IN_TXN, "need MAIL command", cmd_rcpt },
+	{ SMTP_DATA, IN_TXN, "need MAIL command", cmd_data },
+	/* BDAT runs in every state: its chunk must be read before it can be refused. */
+	{ SMTP_BDAT, IN_SESSION, NULL, cmd_bdat },
+	{ SMTP_RSET, IN_SESSION, NULL, cmd_rset },
+	{ SMTP_NOOP, IN_SESSION, NULL, cmd_noop },
+	{ SMTP_QUIT, IN_SESSION, NULL, cmd_quit },
+	{ SMTP_VRFY, IN_SESSION, NULL, cmd_vrfy },
+	{ SMTP_HELP, IN_SESSION, NULL, cmd_help },
+	{ SMTP_EXPN, IN_SESSION, NULL, cmd_not_implemented },
+	{ SMTP_STARTTLS, IN_SESSION, NULL, cmd_not_implemented },
+	{ SMTP_AUTH, IN_SESSION, NULL, cmd_not_implemented },
+};
+
+/* Refuses a command with a reply that is logged; client errors also count towards
+ * max_errors, refusals of policy (size, recipient count) do not. */
+static void __attribute__((format(printf, 5, 6)))
+refuse(struct session *s, const char *command, const char *rcpt, bool is_error,
+    const char *fmt, ...)
+{
+	char reply[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reply, sizeof(reply), fmt, ap);
+	va_end(ap);
+	session_reject_event(s, command, rcpt, reply);
+	if (is_error)
+		session_error(s, "%s", reply);
+	else
+		session_reply(s, "%s", reply);
+}
+
+static void
+refuse_parse(struct session *s, const char *command, const char *rcpt,
+    const struct smtp_error *e)
+{
+	refuse(s, command, rcpt, true, "%d %s Error: %s", e->code, e->status, e->text);
+}
+
+void
+command_dispatch(struct session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+	struct smtp_error e;
+
+	if (smtp_command_parse(line, len, &cmd, &e) < 0) {
+		refuse_parse(s, cmd.verb == SMTP_UNKNOWN ? "UNKNOWN" : smtp_verb_name(cmd.verb),
+		    NULL, &e);
+		return;
+	}
+	for (size_t i = 0; i < nitems(commands); i++) {
+		const struct command *c = &commands[i];
+
+		if (c->verb != cmd.verb)
+			continue;
+		if (c->allowed & ST(s->state))
+			c->run(s, &cmd);
+		else if (s->state == S_CONNECTED)
+			refuse(s, smtp_verb_name(cmd.verb), NULL, true,
+			    "503 5.5.1 Error: send HELO/EHLO first");
+		else
+			refuse(s, smtp_verb_name(cmd.verb), NULL, true, "503 5.5.1 Error: %s",
+			    c->sequence);
+		return;
+	}
+	refuse(s, "UNKNOWN", NULL, true, "500 5.5.2 Error: command not recognized");
+}
+
+void
+transaction_reset(struct session *s)
+{
+	struct transaction *t = &s->txn;
+
+	for (size_t i = 0; i < t->nrcpt; i++) {
+		free(t->rcpt[i].address);
+		free(t->rcpt[i].orcpt);
+	}
+	free(t->rcpt);
+	free(t->sender);
+	if (t->msg != NULL)
+		spool_message_abort(t->msg);
+	if (t->body != NULL)
+		evbuffer_free(t->body);
+	memset(t, 0, sizeof(*t));
+}
+
+static void
+cmd_ehlo(struct session *s, const struct smtp_command *cmd)
+{
+	const struct config *cfg = s->cfg;
+
+	if (!smtp_helo_valid(cmd->args)) {
+		refuse(s, smtp_verb_name(cmd->verb), NULL, true,
+		    "501 5.5.4 Error: %s requires a domain name or address literal",
+		    smtp_verb_name(cmd->verb));
+		return;
+	}
+	transaction_reset(s);
+	free(s->helo);
+	s->helo = xstrdup(cmd->args);
+	s->state = S_READY;
+	s->esmtp = cmd->verb == SMTP_EHLO;
+	if (!s->esmtp) {
+		session_reply(s, "250 %s", cfg->hostname);
+		return;
+	}
+	session_reply(s, "250-%s", cfg->hostname);
+	session_reply(s, "250-PIPELINING");
+	session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->smtp.max_message_size);
+	session_reply(s, "250-8BITMIME");
+	session_reply(s, "250-SMTPUTF8");
+	session_reply(s, "250-ENHANCEDSTATUSCODES");
+	session_reply(s, "250-CHUNKING");
+	session_reply(s, "250-DSN");
+	session_reply(s, "250 HELP");
+}
+
+/* What this session offers: after HELO, no extension at all (RFC 1869). */
+static struct smtp_offer
+session_offer(const struct session *s)
+{
+	struct smtp_offer offer = { 0 };
+
+	if (s->esmtp)
+		offer = (struct smtp_offer){ .size = true, .eightbitmime = true, .smtputf8 = true,
+			.dsn = true };
+	return offer;
+}
+
+static void
+cmd_mail(struct session *s, const struct smtp_command *cmd)
+{
+	struct smtp_offer offer = session_offer(s);
+	struct smtp_mail_params mp;
+	struct smtp_path path;
+	struct smtp_error e;
+	const char *params;
+
+	/* Parse the path allowing UTF-8 first: whether it may contain any depends on the
+	 * SMTPUTF8 parameter that follows it. */
+	if (smtp_path_parse(cmd->args, true, true, true, &path, &params, &e) < 0 ||
+	    smtp_mail_params_parse(params, &offer, &mp, &e) < 0) {
+		refuse_parse(s, "MAIL", NULL, &e);
+		return;
+	}
+	if (path.utf8 && !mp.smtputf8) {
+		refuse(s, "MAIL", NULL, true,
+		    "553 5.6.7 Error: non-ASCII sender address requires SMTPUTF8");
+		return;
+	}
+	if (mp.size_given && mp.size > s->cfg->smtp.max_message_size) {
+		refuse(s, "MAIL", NULL, false,
+		    "552 5.3.4 Error: message size %llu exceeds the limit of %llu octets",
+		    (unsigned long long)mp.size, (unsigned long long)s->cfg->smtp.max_message_size);
+		return;
+	}
+	s->txn.sender = xstrdup(path.null ? "" : path.mailbox);
+	s->txn.mail = mp;
+	s->state = S_MAIL;
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+cmd_rcpt(struct session *s, const struct smtp_command *cmd)
+{
+	struct smtp_offer offer = session_offer(s);
+	struct transaction *t = &s->txn;
+	struct smtp_rcpt_params rp;
+	struct envelope_rcpt *r;
+	struct smtp_path path;
+	struct smtp_error e;
+	const char *params;
+
+	t->rcpt_attempts++;
+	if (t->bdat_used) {
+		refuse(s, "RCPT", NULL, true, "503 5.5.1 Error: RCPT cannot follow BDAT");
+		return;
+	}
+	if (smtp_path_parse(cmd->args, false, false, t->mail.smtputf8, &path, &params, &e) < 0) {
+		refuse_parse(s, "RCPT", NULL, &e);
+		return;
+	}
+	/* Routing tricks that make a relay forward where it was not asked to. */
+	if (path.source_route) {
+		refuse(s, "RCPT", path.mailbox, true,
+		    "553 5.7.1 <%s>: Error: source routes are not accepted", path.mailbox);
+		return;
+	}
+	if (strpbrk(path.local, "%!") != NULL) {
+		refuse(s, "RCPT", path.mailbox, true,
+		    "553 5.7.1 <%s>: Error: %%-hack and !-path addresses are not accepted",
+		    path.mailbox);
+		return;
+	}
+	if (!s->relay_allowed) {
+		refuse(s, "RCPT", path.mailbox, true, "554 5.7.1 <%s>: Relay access denied",
+		    path.mailbox);
+		return;
+	}
+	if (smtp_rcpt_params_parse(params, &offer, &rp, &e) < 0) {
+		refuse_parse(s, "RCPT", path.mailbox, &e);
+		return;
+	}
+	if (t->nrcpt >= s->cfg->smtp.max_recipients) {
+		refuse(s, "RCPT", path.mailbox, false, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (t->nrcpt == t->rcpt_alloc) {
+		t->rcpt_alloc = t->rcpt_alloc ? t->rcpt_alloc * 2 : 4;
+		t->rcpt = xrealloc(t->rcpt, t->rcpt_alloc * sizeof(*t->rcpt));
+	}
+	r = &t->rcpt[t->nrcpt++];
+	*r = (struct envelope_rcpt){
+		.address = xstrdup(path.mailbox),
+		.orcpt = rp.orcpt_given ? xstrdup(rp.orcpt) : NULL,
+		.notify = (uint8_t)rp.notify,
+	};
+	s->state = S_RCPT;
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+cmd_data(struct session *s, const struct smtp_command *cmd)
+{
+	if (*cmd->args != '\0') {
+		refuse(s, "DATA", NULL, true, "501 5.5.4 Error: DATA takes no arguments");
+		return;
+	}
+	message_data_start(s);
+}
+
+static void
+cmd_bdat(struct session *s, const struct smtp_command *cmd)
+{
+	message_bdat_start(s, cmd->args);
+}
+
+static void
+cmd_rset(struct session *s, const struct smtp_command *cmd)
+{
+	transaction_reset(s);
+	if (s->state != S_CONNECTED)
+		s->state = S_READY;
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, "221 2.0.0 Bye");
+	transaction_reset(s);
+	session_close_after_reply(s);
+}
+
+static void
+cmd_vrfy(struct session *s, const struct smtp_command *cmd)
+{
+	/* RFC 5321 §3.5.3: never confirm or deny a mailbox (harvesting), but say that mail
+	 * to it will be tried. */
+	session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt "
+			 "delivery");
+}
+
+static void
+cmd_help(struct session *s, const struct smtp_command *cmd)
+{
+	session_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
+			 "VRFY HELP");
+	session_reply(s, "214 2.0.0 End of HELP info");
+}
+
+static void
+cmd_not_implemented(struct session *s, const struct smtp_command *cmd)
+{
+	refuse(s, smtp_verb_name(cmd->verb), NULL, true, "502 5.5.1 Error: command not implemented");
+}

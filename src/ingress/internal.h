@@ -1,0 +1,151 @@
+/* ingress/internal.h - private to the ingress component: workers, sessions, transactions. */
+#ifndef DROVER_INGRESS_INTERNAL_H
+#define DROVER_INGRESS_INTERNAL_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+#include "core/core.h"
+#include "ingress/ingress.h"
+#include "smtp/smtp.h"
+#include "spool/spool.h"
+
+#ifndef TAILQ_FOREACH_SAFE /* glibc's sys/queue.h lacks it */
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+	for ((var) = TAILQ_FIRST(head); (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);     \
+	     (var) = (tvar))
+#endif
+
+struct bufferevent;
+struct client_table;
+
+/* A session's place in the protocol. Command states are bits for the command table. */
+enum session_state {
+	S_CONNECTED, /* greeting sent, no EHLO/HELO yet */
+	S_READY,     /* EHLO/HELO done, no transaction */
+	S_MAIL,	     /* MAIL accepted, no recipient yet */
+	S_RCPT,	     /* at least one recipient accepted */
+	S_DATA,	     /* reading DATA content */
+	S_BDAT,	     /* reading a BDAT chunk */
+	S_COMMIT,    /* waiting for the spool (no input is read meanwhile) */
+	S_CLOSING,   /* final reply queued, closing once it is written */
+};
+#define ST(s) (1u << (s))
+
+/* One SMTP event-loop thread and everything it owns. */
+struct worker {
+	struct ingress *ingress;
+	unsigned index;
+	pthread_t thread;
+	struct event_base *base;
+	struct mailbox *mailbox;
+	TAILQ_HEAD(, session) sessions;
+	unsigned nsessions;
+	unsigned commits_pending; /* spool commits not yet answered */
+	bool stopping;
+	char *line; /* scratch for one command line (command_line_max + 1) */
+};
+
+/* The mail transaction: MAIL .. end of data. Reset by RSET, EHLO, and after each message. */
+struct transaction {
+	char *sender; /* "" for <> */
+	struct smtp_mail_params mail;
+	struct envelope_rcpt *rcpt;
+	size_t nrcpt, rcpt_alloc;
+	unsigned rcpt_attempts; /* RCPT commands, accepted or not */
+	bool bdat_used;
+	struct spool_message *msg; /* open spool message, from DATA / the first BDAT */
+	char id[SPOOL_ID_LEN + 1]; /* its queue id, kept for the commit's reply */
+	struct evbuffer *body;	   /* content not yet handed to the spool */
+	size_t header_len;	   /* our Received: header, at the start of the body */
+	struct body_scanner scan;
+	uint64_t bdat_size;	   /* octets of the current BDAT chunk */
+	uint64_t bdat_left;	   /* of which still to read */
+	bool bdat_last;
+	enum session_state bdat_return; /* state to go back to after a refused chunk */
+	const char *bdat_refusal;  /* read the chunk, then refuse it with this reply */
+	bool chunk_in_flight;	   /* a chunk is with the spool: stop reading */
+};
+
+struct session {
+	TAILQ_ENTRY(session) entry;
+	struct worker *worker;
+	const struct config *cfg;
+	const struct listener_conf *listener;
+	struct bufferevent *bev;
+	struct sockaddr_storage peer;
+	char peer_ip[INET6_ADDRSTRLEN];
+	enum session_state state;
+	bool esmtp;		/* EHLO (not HELO) */
+	bool relay_allowed;	/* client is inside relay_networks */
+	bool discarding_line;	/* inside an over-long command line */
+	unsigned errors;
+	char *helo;
+	uint64_t id; /* session number, for logs */
+	struct transaction txn;
+	unsigned refs; /* the session plus pending spool callbacks */
+	bool freed;    /* connection gone; free when refs drops to zero */
+};
+
+/* server.c */
+struct listen_ctx {
+	struct ingress *ingress;
+	const struct listener_conf *conf;
+};
+
+struct ingress {
+	struct event_base *base;
+	const struct config *cfg;
+	struct spool *spool;
+	struct eventlog *log;
+	struct worker *workers;
+	unsigned nworkers, next_worker;
+	struct evconnlistener **listeners;
+	struct listen_ctx *listen_ctx;
+	size_t nlisteners;
+	struct client_table *clients;
+	atomic_uint_fast64_t sessions_total, messages_accepted, messages_rejected, session_seq;
+};
+
+/* clients.c: sessions per client address, shared by the accept loop and the workers. */
+struct client_table *client_table_new(void);
+void client_table_free(struct client_table *);
+/* Counts a new session from addr unless a limit is reached; returns 0, or -1 with *why. */
+int client_table_enter(struct client_table *, const struct sockaddr *addr, unsigned max_total,
+    unsigned max_per_ip, const char **why);
+void client_table_leave(struct client_table *, const struct sockaddr *addr);
+unsigned client_table_total(struct client_table *);
+
+/* server.c: a stopping worker leaves its loop once nothing is left to answer. */
+void worker_check_exit(struct worker *);
+
+/* session.c */
+void session_start(struct worker *, int fd, const struct sockaddr *peer, socklen_t len,
+    const struct listener_conf *);
+void session_reply(struct session *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void session_error(struct session *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void session_close_after_reply(struct session *);
+void session_kill(struct session *); /* drop the connection now, reply or not */
+void session_resume(struct session *);
+void session_shutdown(struct session *); /* 421 4.3.2 and close, if idle */
+void session_reject_event(struct session *, const char *command, const char *recipient,
+    const char *reply);
+void session_ref(struct session *);
+void session_unref(struct session *);
+
+/* commands.c */
+void command_dispatch(struct session *, const char *line, size_t len);
+void transaction_reset(struct session *);
+
+/* message.c: DATA and BDAT */
+void message_data_start(struct session *);
+void message_bdat_start(struct session *, const char *args);
+/* Feeds input in S_DATA / S_BDAT; returns false if the session must stop reading now. */
+bool message_feed(struct session *, struct evbuffer *input);
+
+#endif

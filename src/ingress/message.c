@@ -1,0 +1,348 @@
+/* message.c - message data (DATA and BDAT) and the reception pipeline: Received: header,
+ * streaming into the spool, the verdict at end of data, the durable commit, the reply.
+ *
+ * Content is streamed: once a spool chunk's worth has arrived it is handed to the spool and
+ * reading pauses until the spool has it, so a 50 MB message costs a chunk or two of memory.
+ * The 250 is sent only from the commit callback, after the fsync. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "ingress/internal.h"
+
+/* RFC 3848 / RFC 6531 protocol names for the Received: "with" clause. */
+static const char *
+message_protocol(const struct session *s)
+{
+	if (s->txn.mail.smtputf8)
+		return "UTF8SMTP";
+	return s->esmtp ? "ESMTP" : "SMTP";
+}
+
+static void
+message_add_received(struct session *s)
+{
+	struct transaction *t = &s->txn;
+	char date[64];
+
+	time_rfc5322(time_now_us(), date, sizeof(date));
+	evbuffer_add_printf(t->body, "Received: from %s (%s%s%s%s)\r\n", s->helo,
+	    "[", s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->peer_ip, "]");
+	evbuffer_add_printf(t->body, "\tby %s (%s) with %s id %s", s->cfg->hostname, DROVER_NAME,
+	    message_protocol(s), spool_message_id(t->msg));
+	/* "for" names the recipient only when there is one: listing several would disclose
+	 * the other (Bcc) recipients to each (RFC 5321 §4.4). */
+	if (t->nrcpt == 1)
+		evbuffer_add_printf(t->body, "\r\n\tfor <%s>", t->rcpt[0].address);
+	evbuffer_add_printf(t->body, "; %s\r\n", date);
+}
+
+static void
+message_begin(struct session *s, bool dot_mode)
+{
+	struct transaction *t = &s->txn;
+	const struct smtp_limits *lim = &s->cfg->smtp;
+	bool allow_8bit = t->mail.body != SMTP_BODY_7BIT || t->mail.smtputf8 ||
+			  !lim->reject_8bit_without_8bitmime;
+
+	t->msg = spool_message_begin(s->worker->ingress->spool, s->worker->mailbox);
+	t->body = evbuffer_new();
+	message_add_received(s);
+	t->header_len = evbuffer_get_length(t->body);
+	body_scanner_init(&t->scan, dot_mode, allow_8bit, lim->data_line_max,
+	    lim->max_message_size);
+}
+
+/* No recipient to send to: the reply depends on whether any were tried (RFC 2920 §3.1). */
+static const char *
+message_no_recipients(const struct session *s)
+{
+	if (s->state == S_CONNECTED)
+		return "503 5.5.1 Error: send HELO/EHLO first";
+	if (s->state == S_READY)
+		return "503 5.5.1 Error: need MAIL command";
+	return s->txn.rcpt_attempts > 0 ? "554 5.5.1 Error: no valid recipients"
+					: "503 5.5.1 Error: need RCPT command";
+}
+
+void
+message_data_start(struct session *s)
+{
+	struct transaction *t = &s->txn;
+
+	if (t->bdat_used) {
+		session_reject_event(s, "DATA", NULL, "503 5.5.1 Error: DATA after BDAT");
+		session_error(s, "503 5.5.1 Error: DATA cannot follow BDAT in a transaction");
+		return;
+	}
+	if (t->nrcpt == 0) {
+		const char *reply = message_no_recipients(s);
+		session_reject_event(s, "DATA", NULL, reply);
+		session_error(s, "%s", reply);
+		return;
+	}
+	message_begin(s, true);
+	s->state = S_DATA;
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+void
+message_bdat_start(struct session *s, const char *args)
+{
+	struct transaction *t = &s->txn;
+	uint64_t size = 0;
+	const char *p = args;
+	int digits = 0;
+
+	for (; *p >= '0' && *p <= '9' && digits < 20; p++, digits++) {
+		uint64_t next = size * 10 + (uint64_t)(*p - '0');
+		if (next < size)
+			break;
+		size = next;
+	}
+	t->bdat_last = false;
+	if (digits > 0 && *p == ' ' && strcasecmp(p + 1, "LAST") == 0) {
+		t->bdat_last = true;
+		p += 5;
+	}
+	if (digits == 0 || digits == 20 || *p != '\0') {
+		/* The chunk size is unknown, so what follows cannot be skipped: it will be read
+		 * as commands, fail, and end in max_errors. */
+		session_reject_event(s, "BDAT", NULL, "501 5.5.4 Error: BDAT syntax");
+		session_error(s, "501 5.5.4 Error: syntax is BDAT <size> [LAST]");
+		return;
+	}
+	t->bdat_size = t->bdat_left = size;
+	t->bdat_return = s->state;
+	t->bdat_refusal = NULL;
+	if (s->state != S_RCPT)
+		t->bdat_refusal = message_no_recipients(s);
+	else if (t->msg == NULL) {
+		message_begin(s, false);
+		t->bdat_used = true;
+	}
+	s->state = S_BDAT;
+	if (size == 0)
+		message_feed(s, NULL);
+}
+
+/* The verdict on content the scanner judged bad, in order of what a sender can act on. */
+static const char *
+message_violation_reply(unsigned v)
+{
+	if (v & BODY_TOO_BIG)
+		return "552 5.3.4 Error: message exceeds the size limit";
+	if (v & (BODY_BARE_LF | BODY_BARE_CR))
+		return "550 5.5.2 Error: bare <CR> or <LF> in message data; lines must end with "
+		       "<CR><LF>";
+	if (v & BODY_NUL)
+		return "554 5.6.0 Error: message data contains NUL characters";
+	if (v & BODY_LINE_TOO_LONG)
+		return "500 5.5.2 Error: message line too long";
+	return "554 5.6.0 Error: 8-bit message data requires BODY=8BITMIME";
+}
+
+static void
+message_commit_done(void *arg, enum spool_status status)
+{
+	struct session *s = arg;
+	struct worker *w = s->worker;
+	struct transaction *t = &s->txn;
+	char reply[128];
+
+	switch (status) {
+	case SPOOL_OK:
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", t->id);
+		atomic_fetch_add(&w->ingress->messages_accepted, 1);
+		break;
+	case SPOOL_FULL:
+		snprintf(reply, sizeof(reply), "452 4.3.1 Error: insufficient system storage");
+		break;
+	default:
+		snprintf(reply, sizeof(reply), "451 4.3.0 Error: queue write error, try again later");
+		break;
+	}
+	if (status == SPOOL_OK) {
+		json_t *f = json_object(), *rcpts = json_array();
+		for (size_t i = 0; i < t->nrcpt; i++)
+			json_array_append_new(rcpts, json_string(t->rcpt[i].address));
+		json_object_set_new(f, "id", json_string(t->id));
+		json_object_set_new(f, "session", json_integer((json_int_t)s->id));
+		json_object_set_new(f, "client_ip", json_string(s->peer_ip));
+		json_object_set_new(f, "helo", json_string(s->helo));
+		json_object_set_new(f, "listener", json_string(s->listener->name));
+		json_object_set_new(f, "protocol", json_string(message_protocol(s)));
+		json_object_set_new(f, "sender", json_string(t->sender));
+		json_object_set_new(f, "recipients", rcpts);
+		json_object_set_new(f, "size", json_integer((json_int_t)t->scan.size));
+		json_object_set_new(f, "reply", json_string(reply));
+		eventlog_write(w->ingress->log, "Reception", f);
+	} else {
+		log_error("session %llu: spool commit of %s failed: %s", (unsigned long long)s->id,
+		    t->id, reply);
+		atomic_fetch_add(&w->ingress->messages_rejected, 1);
+		session_reject_event(s, t->bdat_used ? "BDAT" : "DATA", NULL, reply);
+	}
+	transaction_reset(s);
+	if (!s->freed) {
+		s->state = S_READY;
+		session_reply(s, "%s", reply);
+		if (w->stopping)
+			session_shutdown(s);
+		else
+			session_resume(s);
+	}
+	session_unref(s);
+	w->commits_pending--;
+	worker_check_exit(w);
+}
+
+/* End of the message's data: judge it, then commit it or refuse it. */
+static void
+message_finish(struct session *s)
+{
+	struct transaction *t = &s->txn;
+	struct spool_message *msg = t->msg;
+	struct envelope env;
+
+	if (t->scan.violations != 0) {
+		const char *reply = message_violation_reply(t->scan.violations);
+		atomic_fetch_add(&s->worker->ingress->messages_rejected, 1);
+		session_reject_event(s, t->bdat_used ? "BDAT" : "DATA", NULL, reply);
+		transaction_reset(s);
+		s->state = S_READY;
+		session_reply(s, "%s", reply);
+		return;
+	}
+	env = (struct envelope){
+		.sender = t->sender,
+		.dsn_ret = (uint8_t)t->mail.ret,
+		.envid = t->mail.envid_given ? t->mail.envid : NULL,
+		.body_type = (uint8_t)t->mail.body,
+		.smtputf8 = t->mail.smtputf8,
+		.received_us = time_now_us(),
+		.client_ip = s->peer_ip,
+		.helo = s->helo,
+		.listener = s->listener->name,
+		.protocol = (char *)message_protocol(s),
+		.nrcpt = t->nrcpt,
+		.rcpt = t->rcpt,
+	};
+	strlcpy_s(t->id, spool_message_id(msg), sizeof(t->id));
+	/* The spool owns the message from here and always calls back, even if the client
+	 * leaves meanwhile: the session stays alive for that callback. */
+	t->msg = NULL;
+	s->state = S_COMMIT;
+	bufferevent_disable(s->bev, EV_READ);
+	session_ref(s);
+	s->worker->commits_pending++;
+	spool_message_commit(msg, &env, t->body, message_commit_done, s);
+}
+
+static void
+message_chunk_done(void *arg, enum spool_status status)
+{
+	struct session *s = arg;
+
+	/* A failure is reported again by the commit; nothing to say to the client yet. */
+	s->txn.chunk_in_flight = false;
+	session_resume(s);
+}
+
+/* Scans up to limit octets of input (all of it when limit is SIZE_MAX) into the body. */
+static size_t
+message_scan(struct session *s, struct evbuffer *in, size_t limit, int *done)
+{
+	struct transaction *t = &s->txn;
+	struct evbuffer_iovec v[16];
+	size_t used = 0;
+	int n;
+
+	*done = 0;
+	n = evbuffer_peek(in, limit == SIZE_MAX ? -1 : (ev_ssize_t)limit, NULL, v, nitems(v));
+	if (n > (int)nitems(v))
+		n = nitems(v);
+	for (int i = 0; i < n && used < limit && !*done; i++) {
+		size_t len = v[i].iov_len;
+		if (len > limit - used)
+			len = limit - used;
+		if (t->bdat_refusal != NULL) {
+			used += len; /* a refused chunk is read, not kept */
+			continue;
+		}
+		used += body_scanner_feed(&t->scan, v[i].iov_base, len, t->body, done);
+	}
+	evbuffer_drain(in, used);
+	return used;
+}
+
+static void
+message_bdat_done(struct session *s)
+{
+	struct transaction *t = &s->txn;
+
+	if (t->bdat_refusal != NULL) {
+		const char *reply = t->bdat_refusal;
+		s->state = t->bdat_return;
+		t->bdat_refusal = NULL;
+		session_reject_event(s, "BDAT", NULL, reply);
+		session_error(s, "%s", reply);
+		return;
+	}
+	if (t->bdat_last) {
+		message_finish(s);
+		return;
+	}
+	if (t->scan.violations & BODY_TOO_BIG) {
+		/* RFC 3030 §4.2: say so now; the sender must not send more chunks. */
+		const char *reply = message_violation_reply(BODY_TOO_BIG);
+		atomic_fetch_add(&s->worker->ingress->messages_rejected, 1);
+		session_reject_event(s, "BDAT", NULL, reply);
+		transaction_reset(s);
+		s->state = S_READY;
+		session_reply(s, "%s", reply);
+		return;
+	}
+	s->state = S_RCPT;
+	session_reply(s, "250 2.0.0 %llu octets received", (unsigned long long)t->bdat_size);
+}
+
+bool
+message_feed(struct session *s, struct evbuffer *in)
+{
+	struct transaction *t = &s->txn;
+	int done = 0;
+
+	if (s->state == S_BDAT) {
+		if (t->bdat_left > 0 && in != NULL) {
+			size_t avail = evbuffer_get_length(in);
+			size_t want = t->bdat_left < avail ? (size_t)t->bdat_left : avail;
+			t->bdat_left -= message_scan(s, in, want, &done);
+		}
+		if (t->bdat_left == 0) {
+			message_bdat_done(s);
+			return true;
+		}
+	} else {
+		if (evbuffer_get_length(in) == 0)
+			return false;
+		message_scan(s, in, SIZE_MAX, &done);
+		if (done) {
+			message_finish(s);
+			return true;
+		}
+	}
+	/* Hand a full chunk to the spool and wait for it before reading more. */
+	if (t->body != NULL && t->scan.violations == 0 &&
+	    evbuffer_get_length(t->body) >= SPOOL_CHUNK_SIZE) {
+		t->chunk_in_flight = true;
+		bufferevent_disable(s->bev, EV_READ);
+		spool_message_write(t->msg, t->body, message_chunk_done, s);
+		return false;
+	}
+	return evbuffer_get_length(in) > 0;
+}
