@@ -104,14 +104,14 @@ uint64_t spool_message_count(struct spool *);
 
 /* Counters since open, for metrics. commits / messages is the group-commit ratio. */
 struct spool_stats {
-	uint64_t commits;     /* LMDB write transactions committed (= fsyncs) */
-	uint64_t requests;    /* requests applied (chunks, commits, aborts, updates, removes) */
-	uint64_t messages;    /* messages committed */
-	uint64_t chunks;      /* body chunks stored */
-	uint64_t bytes;	      /* body octets stored */
+	uint64_t commits;       /* LMDB write transactions committed (= fsyncs) */
+	uint64_t requests;      /* requests applied (chunks, commits, aborts, updates, removes) */
+	uint64_t messages;      /* messages committed */
+	uint64_t chunks;        /* body chunks stored */
+	uint64_t bytes;         /* body octets stored */
 	uint64_t largest_batch; /* most requests in one transaction */
-	uint64_t full;	      /* requests answered SPOOL_FULL */
-	uint64_t io_errors;   /* requests answered SPOOL_IO_ERROR */
+	uint64_t full;          /* requests answered SPOOL_FULL */
+	uint64_t io_errors;     /* requests answered SPOOL_IO_ERROR */
 };
 void spool_stats(struct spool *, struct spool_stats *);
 
