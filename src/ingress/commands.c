@@ -127,8 +127,17 @@ static void
 cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 {
 	const struct config *cfg = s->cfg;
+	char name[SMTP_DOMAIN_MAX + 2];
+	size_t len = strlen(cmd->args);
 
-	if (!smtp_helo_valid(cmd->args)) {
+	/* Some clients end the line with a space; the name is what comes before it. */
+	while (len > 0 && cmd->args[len - 1] == ' ')
+		len--;
+	if (len >= sizeof(name))
+		len = sizeof(name) - 1; /* still too long for smtp_helo_valid: refused */
+	memcpy(name, cmd->args, len);
+	name[len] = '\0';
+	if (!smtp_helo_valid(name)) {
 		refuse(s, smtp_verb_name(cmd->verb), NULL, true,
 		    "501 5.5.4 Error: %s requires a domain name or address literal",
 		    smtp_verb_name(cmd->verb));
@@ -136,7 +145,7 @@ cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 	}
 	transaction_reset(s);
 	free(s->helo);
-	s->helo = xstrdup(cmd->args);
+	s->helo = xstrdup(name);
 	s->state = S_READY;
 	s->esmtp = cmd->verb == SMTP_EHLO;
 	if (!s->esmtp) {
