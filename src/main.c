@@ -157,10 +157,7 @@ cmd_serve(struct options *o)
 
 	if (cfg == NULL)
 		return 2;
-	log_set_level(strcmp(cfg->log_level, "debug") == 0  ? LOG_DEBUG
-		      : strcmp(cfg->log_level, "warn") == 0  ? LOG_WARN
-		      : strcmp(cfg->log_level, "error") == 0 ? LOG_ERROR
-							     : LOG_INFO);
+	log_set_level((enum log_level)cfg->log_level_value);
 	signal(SIGPIPE, SIG_IGN);
 	if (make_dirs(cfg->spool_directory, 0700) < 0) {
 		log_error("spool directory %s: %s", cfg->spool_directory, strerror(errno));

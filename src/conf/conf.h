@@ -24,37 +24,39 @@ struct netmask {
 };
 
 struct listener_conf {
-	char *name;			 /* the section title */
-	char *address;			 /* as written: "127.0.0.1:2525", "[::1]:2525" */
+	char *name;                       /* the section title */
+	char *address;                    /* as written: "127.0.0.1:2525", "[::1]:2525" */
 	struct sockaddr_storage sockaddr; /* resolved (numeric only) */
 	socklen_t socklen;
 };
 
 /* Limits of SMTP sessions; see docs/configuration.md for each default and its reason. */
 struct smtp_limits {
-	unsigned max_sessions;	      /* in total; then 421 4.7.0 at connect */
-	unsigned max_sessions_per_ip; /* per client address; then 421 4.7.0 at connect */
-	uint64_t max_message_size;    /* octets; SIZE= above it, or more data: 552 5.3.4 */
-	unsigned max_recipients;      /* per message; then 452 4.5.3 */
-	unsigned max_errors;	      /* per session; then 421 4.7.0 and close */
-	unsigned command_line_max;    /* octets incl. CRLF; then 500 5.5.2 */
-	unsigned data_line_max;	      /* octets incl. CRLF, 0 = unlimited; then 500 5.5.2 */
-	unsigned command_timeout_s;   /* waiting for a command; then 421 4.4.2 and close */
-	unsigned data_timeout_s;      /* waiting for data in DATA/BDAT; then 421 4.4.2 */
+	unsigned max_sessions;             /* in total; then 421 4.7.0 at connect */
+	unsigned max_sessions_per_ip;      /* per client address; then 421 4.7.0 at connect */
+	uint64_t max_message_size;         /* octets; SIZE= above it, or more data: 552 5.3.4 */
+	unsigned max_recipients;           /* per message; then 452 4.5.3 */
+	unsigned max_errors;               /* per session; then 421 4.7.0 and close */
+	unsigned command_line_max;         /* octets incl. CRLF; then 500 5.5.2 */
+	unsigned data_line_max;            /* octets incl. CRLF, 0 = unlimited; then 500 5.5.2 */
+	unsigned command_timeout_s;        /* waiting for a command; then 421 4.4.2 and close */
+	unsigned data_timeout_s;           /* waiting for data in DATA/BDAT; then 421 4.4.2 */
 	bool reject_8bit_without_8bitmime; /* 8-bit body without BODY=8BITMIME: 554 5.6.0 */
 };
 
 struct config {
-	char *path;	/* the file read, NULL for the embedded defaults */
-	char *hostname; /* greeting, Received:, EHLO; default: the machine's name */
-	unsigned threads; /* SMTP event-loop threads; 0 in the file = one per CPU */
+	char *path;       /* the file read, NULL for the embedded defaults */
+	char *hostname;   /* greeting, Received:, EHLO; default: the machine's name */
+	unsigned threads; /* SMTP event-loop threads; 0 in the file = one per CPU (at most 16):
+	                     config_load() resolves it, so it is never 0 here */
 
 	char *spool_directory;
 	uint64_t spool_max_size;
 	unsigned spool_batch_max;
 
-	char *event_log; /* path, "-" for stdout, "" for none */
-	char *log_level; /* "debug", "info", "warn", "error" */
+	char *event_log;     /* path, "-" for stdout, "" for none */
+	char *log_level;     /* "debug", "info", "warn", "error" */
+	int log_level_value; /* the same as an enum log_level of core/core.h */
 
 	struct netmask *relay_networks;
 	size_t nrelay_networks;
@@ -66,7 +68,11 @@ struct config {
 };
 
 /* path NULL: embedded defaults. On error returns NULL and writes every error found, one per
- * line ("file:line: setting: problem"), into err. */
+ * line ("file:line: setting: problem"), into err. Every bad value is reported; a syntax
+ * error or an unknown setting ends the parse, so it is the last error reported. Warnings
+ * (an open relay_networks, max_recipients below RFC 5321's 100) go to log_warn().
+ * include("file") inserts a file (relative to the one that includes it) where it appears.
+ * Safe from any thread: loads are serialized (libconfuse's scanner is global). */
 struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config *);
 

@@ -149,10 +149,10 @@ cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 	s->state = S_READY;
 	s->esmtp = cmd->verb == SMTP_EHLO;
 	if (!s->esmtp) {
-		session_reply(s, "250 %s", cfg->hostname);
+		session_reply(s, "250 %s Hello %s [%s]", cfg->hostname, s->helo, s->peer_ip);
 		return;
 	}
-	session_reply(s, "250-%s", cfg->hostname);
+	session_reply(s, "250-%s Hello %s [%s]", cfg->hostname, s->helo, s->peer_ip);
 	session_reply(s, "250-PIPELINING");
 	session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->smtp.max_message_size);
 	session_reply(s, "250-8BITMIME");

@@ -77,6 +77,9 @@ body_scanner_feed(struct body_scanner *s, const char *p, size_t n, struct evbuff
 		switch (s->state) {
 		case SCAN_BOL:
 			if (s->dot_mode && c == '.') {
+				/* RFC 5321 §4.5.3.1.6: the line limit does not count the dot
+				 * doubled for transparency. */
+				s->line_len--;
 				emit(s, p + run, i - run, out);
 				run = i + 1; /* held back: stuffing, or the terminator */
 				s->state = SCAN_DOT;

@@ -1,0 +1,109 @@
+/* conf/internal.h - private to conf/: the parsers with their reasons, the schema, and the
+ * state of one config_load() in progress.
+ */
+#ifndef DROVER_CONF_INTERNAL_H
+#define DROVER_CONF_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <confuse.h>
+
+#include "conf/conf.h"
+
+/* ---- Parsers (units.c, netmask.c, address.c). On -1, *why is a phrase for the message:
+ * "expected a number with an optional k, M, G or T suffix". ---- */
+
+int parse_size_why(const char *text, uint64_t *out, const char **why);
+int parse_duration_why(const char *text, uint64_t *out, const char **why);
+int netmask_parse_why(const char *text, struct netmask *out, const char **why);
+/* "ip:port" or "[ipv6]:port", numeric only, port 1-65535. */
+int listen_address_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+                         const char **why);
+/* A domain name as RFC 1035 letters, digits and hyphens, at most 253 octets. */
+bool hostname_valid(const char *name);
+
+/* "25M", "1G", "4096" (the largest exact unit); "5m", "1d", "90s". */
+void format_size(uint64_t v, char *buf, size_t size);
+void format_duration(uint64_t s, char *buf, size_t size);
+
+/* ---- The numeric settings: kind and bounds, one table (schema.c) ---- */
+
+enum setting_kind {
+	SETTING_COUNT,    /* a plain decimal number */
+	SETTING_SIZE,     /* parse_size(): "25M" */
+	SETTING_DURATION, /* parse_duration_s(): "5m" */
+};
+
+struct setting {
+	const char *section; /* NULL: top level */
+	const char *name;
+	enum setting_kind kind;
+	long min, max;
+	bool zero_ok;    /* 0 is allowed even though min > 0 ("0 = unlimited") */
+	const char *why; /* reason for the bounds, for the error message; may be NULL */
+};
+
+/* ---- One load in progress (load.c) ---- */
+
+struct where {
+	char *file; /* NULL: not set in any file (the default applies) */
+	int line;
+};
+
+struct seen_listener {
+	char *title;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct where where;
+};
+
+/* The text libconfuse parses: the file, include()s expanded, comments removed (source.c). */
+struct source_segment {
+	int text_line;    /* from this line of the text on, */
+	const char *file; /* the lines are this file's */
+	int file_line;    /* from this line on */
+};
+
+struct source {
+	char *text;
+	size_t len, cap;
+	int line; /* lines of text so far, 1-based */
+	struct source_segment *segs;
+	size_t nsegs;
+	char **files; /* names, as given or resolved; files[0] is the main file */
+	size_t nfiles;
+};
+
+struct load_ctx {
+	struct source *src; /* NULL for the embedded defaults */
+	char *errors;       /* "file:line: setting: problem" lines, '\n'-separated */
+	size_t errors_len;
+	unsigned nerrors;
+	struct where *where; /* per entry of the numeric settings table */
+	struct seen_listener *listeners;
+	size_t nlisteners;
+};
+
+void load_error_at(struct load_ctx *, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Reads path and what it includes into s; -1 (reported) if path itself cannot be read. */
+int source_load(struct source *s, const char *path, struct load_ctx *ctx);
+/* The file and line that a line of the text came from (line 0: unknown). */
+void source_where(const struct source *s, int text_line, const char **file, int *line);
+void source_free(struct source *s);
+
+/* ---- Schema (schema.c) ---- */
+
+/* A libconfuse tree holding the embedded defaults, its callbacks reporting into ctx. Only
+ * one may exist at a time (libconfuse's lexer is global): config_load() holds a lock. */
+cfg_t *schema_new(struct load_ctx *ctx);
+void schema_free(cfg_t *);
+/* The numeric settings table: its size, and the index of one (-1 if none). */
+size_t setting_count(void);
+int setting_index(const char *section, const char *name);
+
+#endif

@@ -1,0 +1,333 @@
+/* conf/load.c - config_load(): read the file into the schema, check what needs more than one
+ * value, and copy the result into a plain struct config.
+ */
+
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/defaults.h"
+#include "conf/internal.h"
+#include "core/core.h"
+
+/* libconfuse's scanner (flex) and the schema's callbacks keep global state: one load at a
+ * time, from any thread. */
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Where errors without a file of their own (embedded defaults, the machine's name) point. */
+#define DEFAULTS_NAME "(embedded defaults)"
+
+void
+load_error_at(struct load_ctx *ctx, const char *file, int line, const char *fmt, ...)
+{
+	char msg[1024], head[512];
+	va_list ap;
+	size_t n;
+
+	if (ctx->nerrors++ >= LIM_ERRORS_REPORTED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(head, sizeof(head), "%s:%d: ", file ? file : DEFAULTS_NAME, line);
+	else
+		snprintf(head, sizeof(head), "%s: ", file ? file : DEFAULTS_NAME);
+
+	n = strlen(head) + strlen(msg) + 2;
+	ctx->errors = xrealloc(ctx->errors, ctx->errors_len + n);
+	snprintf(ctx->errors + ctx->errors_len, n, "%s%s%s", ctx->errors_len ? "\n" : "", head,
+	         msg);
+	ctx->errors_len += strlen(ctx->errors + ctx->errors_len);
+}
+
+static void
+ctx_free(struct load_ctx *ctx)
+{
+	for (size_t i = 0; i < setting_count(); i++)
+		free(ctx->where[i].file);
+	free(ctx->where);
+	for (size_t i = 0; i < ctx->nlisteners; i++) {
+		free(ctx->listeners[i].title);
+		free(ctx->listeners[i].where.file);
+	}
+	free(ctx->listeners);
+	free(ctx->errors);
+}
+
+/* The file, include()s expanded and comments removed (see source.c), through libconfuse. */
+static bool
+parse_file(cfg_t *cfg, const char *path, struct load_ctx *ctx)
+{
+	FILE *fp;
+	int rc;
+
+	if (source_load(ctx->src, path, ctx) != 0)
+		return false;
+	if ((fp = fmemopen(ctx->src->text, ctx->src->len, "r")) == NULL)
+		fatal("conf: fmemopen: %s", strerror(errno));
+	free(cfg->filename);
+	cfg->filename = xstrdup(path);
+	rc = cfg_parse_fp(cfg, fp);
+	fclose(fp);
+	if (rc != CFG_SUCCESS && ctx->nerrors == 0)
+		load_error_at(ctx, path, 0, "cannot parse (libconfuse gave no reason)");
+	return rc == CFG_SUCCESS;
+}
+
+/* gethostname(), fully qualified through the resolver (/etc/hosts first) if it has no dot. */
+static char *
+machine_hostname(void)
+{
+	char name[256];
+	struct addrinfo hints, *res = NULL;
+	char *out;
+
+	if (gethostname(name, sizeof(name)) != 0)
+		return xstrdup("");
+	name[sizeof(name) - 1] = '\0';
+	if (strchr(name, '.') != NULL)
+		return xstrdup(name);
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_flags = AI_CANONNAME;
+	if (getaddrinfo(name, NULL, &hints, &res) == 0 && res != NULL &&
+	    res->ai_canonname != NULL && strchr(res->ai_canonname, '.') != NULL &&
+	    hostname_valid(res->ai_canonname))
+		out = xstrdup(res->ai_canonname);
+	else
+		out = xstrdup(name);
+	if (res != NULL)
+		freeaddrinfo(res);
+	return out;
+}
+
+static unsigned
+cpu_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > DEF_THREADS_CPU_CAP ? DEF_THREADS_CPU_CAP : (unsigned)n;
+}
+
+static int
+log_level_value(const char *s)
+{
+	if (strcmp(s, "debug") == 0)
+		return LOG_DEBUG;
+	if (strcmp(s, "warn") == 0)
+		return LOG_WARN;
+	if (strcmp(s, "error") == 0)
+		return LOG_ERROR;
+	return LOG_INFO;
+}
+
+static void
+copy_relay_networks(cfg_t *cfg, struct config *conf)
+{
+	unsigned n = cfg_size(cfg, "relay_networks");
+
+	conf->relay_networks = xcalloc(n ? n : 1, sizeof(*conf->relay_networks));
+	for (unsigned i = 0; i < n; i++) {
+		struct netmask *m = &conf->relay_networks[conf->nrelay_networks];
+
+		/* A bad one has been reported already; the load fails. */
+		if (netmask_parse(cfg_getnstr(cfg, "relay_networks", i), m) != 0)
+			continue;
+		conf->nrelay_networks++;
+		if (m->prefix == 0)
+			log_warn("%s: relay_networks: \"%s\" lets every %s client relay: an open "
+			         "relay",
+			         conf->path ? conf->path : DEFAULTS_NAME,
+			         cfg_getnstr(cfg, "relay_networks", i),
+			         m->family == AF_INET ? "IPv4" : "IPv6");
+	}
+}
+
+static void
+add_listener(struct config *conf, const char *name, const char *address)
+{
+	struct listener_conf *l;
+	const char *why;
+
+	conf->listeners = xrealloc(conf->listeners, (conf->nlisteners + 1) * sizeof(*l));
+	l = &conf->listeners[conf->nlisteners];
+	memset(l, 0, sizeof(*l));
+	if (address == NULL || listen_address_parse(address, &l->sockaddr, &l->socklen, &why) != 0)
+		return; /* reported while parsing */
+	l->name = xstrdup(name);
+	l->address = xstrdup(address);
+	conf->nlisteners++;
+}
+
+static void
+copy_listeners(cfg_t *cfg, struct config *conf)
+{
+	unsigned n = cfg_size(cfg, "listener");
+
+	if (n == 0) {
+		add_listener(conf, DEF_LISTENER_NAME, DEF_LISTENER_ADDRESS);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		cfg_t *sec = cfg_getnsec(cfg, "listener", i);
+
+		add_listener(conf, cfg_title(sec), cfg_getstr(sec, "address"));
+	}
+}
+
+/* Checks across settings, once every value is known. Each names the setting as written in
+ * the file (where it was set), so the operator knows which line to change. */
+static void
+check_across(struct config *conf, struct load_ctx *ctx)
+{
+	int i_spool = setting_index("spool", "max_size");
+	int i_msg = setting_index("smtp", "max_message_size");
+
+	if (conf->spool_max_size < conf->smtp.max_message_size) {
+		char spool[32], msg[32];
+
+		format_size(conf->spool_max_size, spool, sizeof(spool));
+		format_size(conf->smtp.max_message_size, msg, sizeof(msg));
+		if (ctx->where[i_spool].file != NULL)
+			load_error_at(
+			    ctx, ctx->where[i_spool].file, ctx->where[i_spool].line,
+			    "spool.max_size: %s is smaller than smtp.max_message_size (%s): the "
+			    "spool could not hold one message",
+			    spool, msg);
+		else
+			load_error_at(
+			    ctx, ctx->where[i_msg].file, ctx->where[i_msg].line,
+			    "smtp.max_message_size: %s is larger than spool.max_size (%s): the "
+			    "spool could not hold one message",
+			    msg, spool);
+	}
+	if (conf->smtp.max_recipients < RFC_SMTP_MIN_RECIPIENTS) {
+		const struct where *w = &ctx->where[setting_index("smtp", "max_recipients")];
+
+		log_warn("%s:%d: smtp.max_recipients: %u is below the 100 that RFC 5321 "
+		         "§4.5.3.1.8 requires servers to accept",
+		         w->file ? w->file : DEFAULTS_NAME, w->line, conf->smtp.max_recipients);
+	}
+}
+
+static struct config *
+build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
+{
+	struct config *conf = xcalloc(1, sizeof(*conf));
+	cfg_t *spool = cfg_getsec(cfg, "spool");
+	cfg_t *smtp = cfg_getsec(cfg, "smtp");
+	long threads = cfg_getint(cfg, "threads");
+
+	conf->path = path != NULL ? xstrdup(path) : NULL;
+	if (cfg_getstr(cfg, "hostname") != NULL) {
+		conf->hostname = xstrdup(cfg_getstr(cfg, "hostname"));
+	} else {
+		conf->hostname = machine_hostname();
+		if (!hostname_valid(conf->hostname))
+			load_error_at(
+			    ctx, path, 0,
+			    "hostname: the machine's name \"%s\" is not a valid domain name; set "
+			    "hostname",
+			    conf->hostname);
+	}
+	conf->threads = threads == 0 ? cpu_threads() : (unsigned)threads;
+
+	conf->spool_directory = xstrdup(cfg_getstr(spool, "directory"));
+	conf->spool_max_size = (uint64_t)cfg_getint(spool, "max_size");
+	conf->spool_batch_max = (unsigned)cfg_getint(spool, "batch_max");
+
+	conf->event_log = xstrdup(cfg_getstr(cfg, "event_log"));
+	conf->log_level = xstrdup(cfg_getstr(cfg, "log_level"));
+	conf->log_level_value = log_level_value(conf->log_level);
+
+	copy_relay_networks(cfg, conf);
+	copy_listeners(cfg, conf);
+
+	conf->smtp.max_sessions = (unsigned)cfg_getint(smtp, "max_sessions");
+	conf->smtp.max_sessions_per_ip = (unsigned)cfg_getint(smtp, "max_sessions_per_ip");
+	conf->smtp.max_message_size = (uint64_t)cfg_getint(smtp, "max_message_size");
+	conf->smtp.max_recipients = (unsigned)cfg_getint(smtp, "max_recipients");
+	conf->smtp.max_errors = (unsigned)cfg_getint(smtp, "max_errors");
+	conf->smtp.command_line_max = (unsigned)cfg_getint(smtp, "command_line_max");
+	conf->smtp.data_line_max = (unsigned)cfg_getint(smtp, "data_line_max");
+	conf->smtp.command_timeout_s = (unsigned)cfg_getint(smtp, "command_timeout");
+	conf->smtp.data_timeout_s = (unsigned)cfg_getint(smtp, "data_timeout");
+	conf->smtp.reject_8bit_without_8bitmime =
+	    cfg_getbool(smtp, "reject_8bit_without_8bitmime") == cfg_true;
+
+	check_across(conf, ctx);
+	return conf;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct load_ctx ctx;
+	struct source src;
+	struct config *conf = NULL;
+	cfg_t *cfg;
+	bool parsed = true;
+
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&src, 0, sizeof(src));
+	ctx.src = path != NULL ? &src : NULL;
+	ctx.where = xcalloc(setting_count(), sizeof(*ctx.where));
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	pthread_mutex_lock(&load_lock);
+	cfg = schema_new(&ctx);
+	if (path != NULL)
+		parsed = parse_file(cfg, path, &ctx);
+	/* A parse that stopped early (syntax) left values unread: checks across settings
+	 * would judge defaults the file meant to change. */
+	if (parsed)
+		conf = build(cfg, &ctx, path);
+	schema_free(cfg);
+	pthread_mutex_unlock(&load_lock);
+
+	if (ctx.nerrors > 0) {
+		if (ctx.nerrors > LIM_ERRORS_REPORTED) {
+			char more[64];
+
+			snprintf(more, sizeof(more), "\n(%u more errors)",
+			         ctx.nerrors - LIM_ERRORS_REPORTED);
+			ctx.errors = xrealloc(ctx.errors, ctx.errors_len + strlen(more) + 1);
+			memcpy(ctx.errors + ctx.errors_len, more, strlen(more) + 1);
+		}
+		if (err != NULL && errlen > 0)
+			strlcpy_s(err, ctx.errors, errlen);
+		config_free(conf);
+		conf = NULL;
+	}
+	ctx_free(&ctx);
+	source_free(&src);
+	return conf;
+}
+
+void
+config_free(struct config *conf)
+{
+	if (conf == NULL)
+		return;
+	free(conf->path);
+	free(conf->hostname);
+	free(conf->spool_directory);
+	free(conf->event_log);
+	free(conf->log_level);
+	free(conf->relay_networks);
+	for (size_t i = 0; i < conf->nlisteners; i++) {
+		free(conf->listeners[i].name);
+		free(conf->listeners[i].address);
+	}
+	free(conf->listeners);
+	free(conf);
+}

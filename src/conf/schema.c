@@ -1,0 +1,538 @@
+/* conf/schema.c - the settings libconfuse knows, their defaults and bounds, and the callbacks
+ * that check each value while the file is parsed.
+ *
+ * Values are checked in libconfuse's value callbacks rather than after parsing, because only
+ * then are the file and line known. A callback reports into the load in progress and always
+ * lets parsing go on (with the default in place of the bad value), so one run reports every
+ * bad value; only syntax errors and unknown names stop libconfuse itself.
+ *
+ * libconfuse parses the text that source.c prepared (include()s expanded, comments removed),
+ * so its line numbers are lines of that text: locate() maps them back to a file and line.
+ */
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf/defaults.h"
+#include "conf/internal.h"
+#include "core/core.h"
+
+/* The load in progress: callbacks get only libconfuse's arguments. One at a time (see
+ * schema_new). */
+static struct load_ctx *current;
+static cfg_t *current_root;
+
+/* Values are echoed in messages: printable, and short. */
+static const char *
+shown(const char *value, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (const char *p = value; *p != '\0' && o + 5 < size; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = 'n';
+		} else {
+			buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+		}
+		if (o >= 80 && p[1] != '\0') {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* ---- Numeric settings: kind and bounds ---- */
+
+static const struct setting settings[] = {
+    {NULL, "threads", SETTING_COUNT, 0, LIM_THREADS_MAX, false,
+     "0 = one per CPU; more than 64 loops cannot be fed by one spool writer"},
+    {"spool", "max_size", SETTING_SIZE, LIM_SPOOL_MAX_SIZE_MIN, LONG_MAX, false,
+     "the LMDB map size, the spool's capacity"},
+    {"spool", "batch_max", SETTING_COUNT, 1, LIM_SPOOL_BATCH_MAX, false,
+     "messages per group commit"},
+    {"smtp", "max_sessions", SETTING_COUNT, 1, LIM_COUNT_MAX, false, NULL},
+    {"smtp", "max_sessions_per_ip", SETTING_COUNT, 1, LIM_COUNT_MAX, false, NULL},
+    {"smtp", "max_message_size", SETTING_SIZE, LIM_SMTP_MAX_MESSAGE_SIZE_MIN,
+     LIM_SMTP_MAX_MESSAGE_SIZE_MAX, false, NULL},
+    {"smtp", "max_recipients", SETTING_COUNT, 1, LIM_SMTP_MAX_RECIPIENTS_MAX, false,
+     "RFC 5321 §4.5.3.1.8 asks for at least 100"},
+    {"smtp", "max_errors", SETTING_COUNT, 1, LIM_SMTP_MAX_ERRORS_MAX, false, NULL},
+    {"smtp", "command_line_max", SETTING_COUNT, LIM_SMTP_COMMAND_LINE_MIN,
+     LIM_SMTP_COMMAND_LINE_MAX, false,
+     "RFC 5321 §4.5.3.1.4: servers must accept 512-octet command lines"},
+    {"smtp", "data_line_max", SETTING_COUNT, LIM_SMTP_DATA_LINE_MIN, LIM_SMTP_DATA_LINE_MAX, true,
+     "RFC 5321 §4.5.3.1.6: text lines of 1000 octets incl. CRLF are legal"},
+    {"smtp", "command_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, false, NULL},
+    {"smtp", "data_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, false, NULL},
+};
+
+size_t
+setting_count(void)
+{
+	return nitems(settings);
+}
+
+int
+setting_index(const char *section, const char *name)
+{
+	for (size_t i = 0; i < nitems(settings); i++) {
+		const struct setting *s = &settings[i];
+
+		if (strcmp(s->name, name) != 0)
+			continue;
+		if ((s->section == NULL) != (section == NULL))
+			continue;
+		if (section != NULL && strcmp(s->section, section) != 0)
+			continue;
+		return (int)i;
+	}
+	return -1;
+}
+
+/* ---- Reporting ---- */
+
+static bool
+is_root(cfg_t *cfg)
+{
+	return cfg == NULL || cfg == current_root;
+}
+
+/* The setting's name as the operator would look for it: "threads", "smtp.max_errors",
+ * "listener \"smtp\".address". */
+static void
+setting_path(cfg_t *cfg, const char *name, char *buf, size_t size)
+{
+	if (is_root(cfg))
+		snprintf(buf, size, "%s", name);
+	else if (cfg->title != NULL)
+		snprintf(buf, size, "%s \"%s\".%s", cfg->name, cfg->title, name);
+	else
+		snprintf(buf, size, "%s.%s", cfg->name, name);
+}
+
+/* The file and line libconfuse is at (in a section, the section's counter is the one that
+ * moves). */
+static void
+locate(cfg_t *cfg, const char **file, int *line)
+{
+	*file = NULL;
+	*line = 0;
+	if (current->src != NULL && cfg != NULL && cfg->line > 0)
+		source_where(current->src, cfg->line, file, line);
+}
+
+static void report(cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+report(cfg_t *cfg, const char *fmt, ...)
+{
+	char msg[1024];
+	const char *file;
+	int line;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	locate(cfg, &file, &line);
+	load_error_at(current, file, line, "%s", msg);
+}
+
+static void
+note_where(cfg_t *cfg, int idx)
+{
+	struct where *w = &current->where[idx];
+	const char *file;
+
+	locate(cfg, &file, &w->line);
+	free(w->file);
+	w->file = file != NULL ? xstrdup(file) : NULL;
+}
+
+/* libconfuse's own messages, reworded to "setting: problem" with the setting's full name. The
+ * argument of each is an option name. Messages not listed (syntax errors from the lexer) are
+ * passed on as they are, after "file:line:". */
+static const struct {
+	const char *confuse, *ours;
+} rewordings[] = {
+    {"no such option '%s'", "%s: unknown setting"},
+    {"missing equal sign after option '%s'", "%s: expected '=' after the name"},
+    {"attempt to append to non-list option '%s'", "%s: '+=' works on lists only"},
+    {"missing opening brace for section '%s'", "%s: expected '{' to open the section"},
+    {"missing parenthesis for function '%s'", "%s: expected '(', as in include(\"file\")"},
+    {"syntax error in call of function '%s'", "%s: syntax error in the argument list"},
+    {"invalid integer value for option '%s'", "%s: not a number"},
+    {"invalid boolean value for option '%s'", "%s: expected true or false"},
+};
+
+/* The section kind that holds a section titled title (for the duplicate-title message). */
+static const char *
+titled_section_name(cfg_t *cfg, const char *title)
+{
+	for (cfg_opt_t *o = cfg->opts; o->name != NULL; o++) {
+		if (o->type != CFGT_SEC || !(o->flags & CFGF_TITLE))
+			continue;
+		for (unsigned i = 0; i < o->nvalues; i++) {
+			const char *t = o->values[i]->section->title;
+
+			if (t != NULL && strcmp(t, title) == 0)
+				return o->name;
+		}
+	}
+	return "section";
+}
+
+static void
+on_confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	char path[512], msg[1024];
+
+	if (current == NULL) /* not during a load: nothing to report into */
+		return;
+	if (strcmp(fmt, "found duplicate title '%s'") == 0) {
+		const char *title = va_arg(ap, const char *);
+
+		report(cfg, "%s \"%s\": defined twice (each needs its own title)",
+		       titled_section_name(cfg, title), title);
+		return;
+	}
+	if (strcmp(fmt, "missing title for section '%s'") == 0) {
+		const char *name = va_arg(ap, const char *);
+
+		report(cfg, "%s: needs a title, as in %s \"name\" { }", name, name);
+		return;
+	}
+	for (size_t i = 0; i < nitems(rewordings); i++) {
+		if (strcmp(fmt, rewordings[i].confuse) != 0)
+			continue;
+		setting_path(cfg, va_arg(ap, const char *), path, sizeof(path));
+		snprintf(msg, sizeof(msg), rewordings[i].ours, path);
+		report(cfg, "%s", msg);
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	report(cfg, "%s", msg);
+}
+
+/* ---- Value callbacks: report, keep the default, let parsing go on ---- */
+
+static void
+format_bound(const struct setting *s, long v, char *buf, size_t size)
+{
+	if (s->kind == SETTING_SIZE)
+		format_size((uint64_t)v, buf, size);
+	else if (s->kind == SETTING_DURATION)
+		format_duration((uint64_t)v, buf, size);
+	else
+		snprintf(buf, size, "%ld", v);
+}
+
+static int
+parse_count_why(const char *text, uint64_t *out, const char **why)
+{
+	uint64_t v = 0;
+	const char *p = text;
+
+	*why = "expected a whole number";
+	if (*p == '\0')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10) {
+			*why = "too large";
+			return -1;
+		}
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+on_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], lo[32], hi[32], v[128];
+	const char *why;
+	uint64_t num = 0;
+	int idx, rc;
+
+	*(long *)result = opt->def.number;
+	if (current == NULL || value == NULL)
+		return 0;
+	idx = setting_index(is_root(cfg) ? NULL : cfg->name, opt->name);
+	if (idx < 0)
+		fatal("conf: setting %s has no bounds in the table", opt->name);
+	const struct setting *s = &settings[idx];
+
+	note_where(cfg, idx);
+	setting_path(cfg, opt->name, path, sizeof(path));
+	switch (s->kind) {
+	case SETTING_SIZE:
+		rc = parse_size_why(value, &num, &why);
+		break;
+	case SETTING_DURATION:
+		rc = parse_duration_why(value, &num, &why);
+		break;
+	default:
+		rc = parse_count_why(value, &num, &why);
+		break;
+	}
+	if (rc != 0) {
+		report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
+		return 0;
+	}
+	if (num == 0 && s->zero_ok) {
+		*(long *)result = 0;
+		return 0;
+	}
+	if (num < (uint64_t)s->min || num > (uint64_t)s->max) {
+		format_bound(s, s->min, lo, sizeof(lo));
+		format_bound(s, s->max, hi, sizeof(hi));
+		if (s->max == LONG_MAX && num > (uint64_t)s->max)
+			report(cfg, "%s: \"%s\": too large", path, shown(value, v, sizeof(v)));
+		else if (s->max == LONG_MAX)
+			report(cfg, "%s: \"%s\": must be at least %s%s%s%s", path,
+			       shown(value, v, sizeof(v)), lo, s->why ? " (" : "",
+			       s->why ? s->why : "", s->why ? ")" : "");
+		else
+			report(cfg, "%s: \"%s\": must be %sfrom %s to %s%s%s%s", path,
+			       shown(value, v, sizeof(v)), s->zero_ok ? "0 (no limit) or " : "", lo,
+			       hi, s->why ? " (" : "", s->why ? s->why : "", s->why ? ")" : "");
+		return 0;
+	}
+	*(long *)result = (long)num;
+	return 0;
+}
+
+static int
+on_bool(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+	int b = cfg_parse_boolean(value);
+
+	*(int *)result = opt->def.boolean;
+	if (b < 0) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg, "%s: \"%s\": expected true or false", path,
+		       shown(value ? value : "", v, sizeof(v)));
+		return 0;
+	}
+	*(int *)result = b;
+	return 0;
+}
+
+static int
+on_hostname(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (!hostname_valid(value))
+		report(cfg,
+		       "hostname: \"%s\": not a valid domain name (letters, digits, hyphens and "
+		       "dots; labels of at most 63 octets, 253 in all)",
+		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static int
+on_log_level(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	static const char *const levels[] = {"debug", "info", "warn", "error"};
+	char v[128];
+
+	*(const char **)result = value;
+	for (size_t i = 0; i < nitems(levels); i++) {
+		if (strcmp(value, levels[i]) == 0)
+			return 0;
+	}
+	report(cfg, "log_level: \"%s\": expected debug, info, warn or error",
+	       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static int
+on_nonempty(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512];
+
+	*(const char **)result = value;
+	if (*value == '\0') {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg, "%s: must not be empty", path);
+	}
+	return 0;
+}
+
+static int
+on_relay_network(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	struct netmask m;
+	const char *why;
+	char v[128];
+
+	*(const char **)result = value;
+	if (netmask_parse_why(value, &m, &why) != 0)
+		report(cfg, "relay_networks: \"%s\": %s", shown(value, v, sizeof(v)), why);
+	return 0;
+}
+
+static int
+on_listener_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *why, *title = cfg->title != NULL ? cfg->title : "";
+	struct seen_listener *l = NULL;
+	const char *file;
+	char v[128];
+
+	*(const char **)result = value;
+	if (listen_address_parse(value, &ss, &len, &why) != 0) {
+		report(cfg, "listener \"%s\".address: \"%s\": %s", title,
+		       shown(value, v, sizeof(v)), why);
+		return 0;
+	}
+	for (size_t i = 0; i < current->nlisteners; i++) {
+		struct seen_listener *o = &current->listeners[i];
+
+		if (strcmp(o->title, title) == 0) {
+			l = o; /* the same listener's address set again: replaces */
+			continue;
+		}
+		if (o->len == len && memcmp(&o->ss, &ss, len) == 0) {
+			char there[600];
+			int line;
+
+			locate(cfg, &file, &line);
+			if (o->where.file != NULL && file != NULL &&
+			    strcmp(o->where.file, file) == 0)
+				snprintf(there, sizeof(there), "line %d", o->where.line);
+			else
+				snprintf(there, sizeof(there), "%s:%d",
+				         o->where.file ? o->where.file : "?", o->where.line);
+			report(
+			    cfg,
+			    "listener \"%s\".address: \"%s\": already used by listener \"%s\" (%s)",
+			    title, shown(value, v, sizeof(v)), o->title, there);
+			return 0;
+		}
+	}
+	if (l == NULL) {
+		current->listeners = xrealloc(current->listeners, (current->nlisteners + 1) *
+		                                                      sizeof(*current->listeners));
+		l = &current->listeners[current->nlisteners++];
+		memset(l, 0, sizeof(*l));
+		l->title = xstrdup(title);
+	}
+	free(l->where.file);
+	l->ss = ss;
+	l->len = len;
+	locate(cfg, &file, &l->where.line);
+	l->where.file = file != NULL ? xstrdup(file) : NULL;
+	return 0;
+}
+
+/* Titles name listeners in logs, events and metrics: keep them to a safe alphabet. */
+static bool
+title_valid(const char *t)
+{
+	size_t n = strlen(t);
+
+	return n > 0 && n <= 64 &&
+	       strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
+}
+
+/* After a listener section is read (cfg is the top level, the section the last one). */
+static int
+on_listener_end(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+
+	if (sec == NULL)
+		return 0;
+	if (!title_valid(sec->title))
+		report(
+		    cfg,
+		    "listener \"%s\": the title must be 1 to 64 letters, digits, '-', '_' or '.'",
+		    sec->title);
+	if (cfg_getstr(sec, "address") == NULL)
+		report(cfg, "listener \"%s\".address: required, as in address = \"127.0.0.1:2525\"",
+		       sec->title);
+	return 0;
+}
+
+/* ---- The schema ---- */
+
+static cfg_opt_t spool_opts[] = {
+    CFG_STR_CB("directory", DEF_SPOOL_DIRECTORY, CFGF_NONE, on_nonempty),
+    CFG_INT_CB("max_size", DEF_SPOOL_MAX_SIZE, CFGF_NONE, on_number),
+    CFG_INT_CB("batch_max", DEF_SPOOL_BATCH_MAX, CFGF_NONE, on_number),
+    CFG_END(),
+};
+
+static cfg_opt_t listener_opts[] = {
+    CFG_STR_CB("address", NULL, CFGF_NODEFAULT, on_listener_address),
+    CFG_END(),
+};
+
+static cfg_opt_t smtp_opts[] = {
+    CFG_INT_CB("max_sessions", DEF_SMTP_MAX_SESSIONS, CFGF_NONE, on_number),
+    CFG_INT_CB("max_sessions_per_ip", DEF_SMTP_MAX_SESSIONS_PER_IP, CFGF_NONE, on_number),
+    CFG_INT_CB("max_message_size", DEF_SMTP_MAX_MESSAGE_SIZE, CFGF_NONE, on_number),
+    CFG_INT_CB("max_recipients", DEF_SMTP_MAX_RECIPIENTS, CFGF_NONE, on_number),
+    CFG_INT_CB("max_errors", DEF_SMTP_MAX_ERRORS, CFGF_NONE, on_number),
+    CFG_INT_CB("command_line_max", DEF_SMTP_COMMAND_LINE_MAX, CFGF_NONE, on_number),
+    CFG_INT_CB("data_line_max", DEF_SMTP_DATA_LINE_MAX, CFGF_NONE, on_number),
+    CFG_INT_CB("command_timeout", DEF_SMTP_COMMAND_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("data_timeout", DEF_SMTP_DATA_TIMEOUT, CFGF_NONE, on_number),
+    CFG_BOOL_CB("reject_8bit_without_8bitmime",
+                DEF_SMTP_REJECT_8BIT_WITHOUT_8BITMIME ? cfg_true : cfg_false, CFGF_NONE, on_bool),
+    CFG_END(),
+};
+
+static cfg_opt_t root_opts[] = {
+    CFG_STR_CB("hostname", NULL, CFGF_NODEFAULT, on_hostname),
+    CFG_INT_CB("threads", DEF_THREADS, CFGF_NONE, on_number),
+    CFG_STR_CB("log_level", DEF_LOG_LEVEL, CFGF_NONE, on_log_level),
+    CFG_STR("event_log", DEF_EVENT_LOG, CFGF_NONE),
+    CFG_STR_LIST_CB("relay_networks", DEF_RELAY_NETWORKS, CFGF_NONE, on_relay_network),
+    CFG_SEC("spool", spool_opts, CFGF_NONE),
+    CFG_SEC("listener", listener_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("smtp", smtp_opts, CFGF_NONE),
+    CFG_END(),
+};
+
+cfg_t *
+schema_new(struct load_ctx *ctx)
+{
+	cfg_t *cfg;
+
+	current = ctx;
+	current_root = NULL;
+	cfg = cfg_init(root_opts, CFGF_NONE);
+	if (cfg == NULL)
+		fatal("conf: cfg_init: out of memory");
+	current_root = cfg;
+	cfg_set_error_function(cfg, on_confuse_error);
+	cfg_set_validate_func(cfg, "listener", on_listener_end);
+	return cfg;
+}
+
+void
+schema_free(cfg_t *cfg)
+{
+	if (cfg != NULL)
+		cfg_free(cfg);
+	current = NULL;
+	current_root = NULL;
+}
