@@ -6,7 +6,7 @@ JOBS     ?= $(shell nproc)
 PYTHON   := /usr/bin/python3
 FUZZ_SECONDS ?= 15
 
-.PHONY: all run test deps deps-test release asan fuzz unit integration bench format clean
+.PHONY: all run test deps deps-test release asan fuzz unit integration bench format format-check clean
 
 all: release
 
@@ -32,7 +32,7 @@ run: release
 	$(BUILD)/release/drover serve
 
 # Every test on both builds; the fuzz targets run briefly on their seed corpora.
-test: deps-test release asan fuzz
+test: deps-test format-check release asan fuzz
 	cd $(BUILD)/release && ctest --output-on-failure
 	DROVER_BIN=$(CURDIR)/$(BUILD)/release/drover $(PYTHON) -m pytest -q tests/integration
 	cd $(BUILD)/asan && ctest --output-on-failure
@@ -49,8 +49,15 @@ integration: release
 bench: release deps-test
 	bench/accept.sh
 
+SOURCES = $(wildcard src/*.c src/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c)
+
 format:
-	clang-format -i src/*.c src/*/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	clang-format -i $(SOURCES)
+
+# The code follows .clang-format; a file that does not fails the test run, named.
+format-check: deps-test
+	@bad=$$(for f in $(SOURCES); do clang-format --dry-run -Werror $$f >/dev/null 2>&1 || echo $$f; done); \
+	  if [ -n "$$bad" ]; then echo "not clang-formatted (run make format):"; echo "$$bad"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD)

@@ -5,7 +5,7 @@ set -eu
 want=(build-essential cmake pkg-config libevent-dev libssl-dev liblmdb-dev libconfuse-dev
   libjansson-dev libpcre2-dev libunbound-dev libpsl-dev libcrypt-dev libcmocka-dev)
 if [ "${1:-build}" = test ]; then
-  want+=(clang libclang-rt-14-dev python3-pytest python3-dkim python3-dnslib python3-aiosmtpd
+  want+=(clang clang-format libclang-rt-14-dev python3-pytest python3-dkim python3-dnslib python3-aiosmtpd
     swaks postfix lmdb-utils)
 fi
 missing=()

@@ -32,13 +32,15 @@ struct options {
 static void
 usage(FILE *out)
 {
-	fprintf(out,
+	fprintf(
+	    out,
 	    "usage: drover <command> [--config FILE] [arguments]\n"
 	    "\n"
 	    "commands:\n"
 	    "  serve                      run the server in the foreground\n"
 	    "  check-config [FILE]        validate a configuration file; errors name file:line\n"
-	    "  queue list [--json]        list queued messages (id, size, age, sender, recipients)\n"
+	    "  queue list [--json]        list queued messages (id, size, age, sender, "
+	    "recipients)\n"
 	    "  queue show ID              print a queued message's envelope and content\n"
 	    "  help                       this list\n"
 	    "  version                    print the version\n"
@@ -150,7 +152,7 @@ cmd_serve(struct options *o)
 {
 	struct config *cfg = load_config(o->config);
 	struct spool_options sopt;
-	struct server srv = { 0 };
+	struct server srv = {0};
 	struct event *sigs[3];
 	char err[512] = "";
 	int rc = 1;
@@ -173,8 +175,8 @@ cmd_serve(struct options *o)
 		log_error("%s", err);
 		goto out;
 	}
-	sopt = (struct spool_options){ .max_size = cfg->spool_max_size,
-		.batch_max = cfg->spool_batch_max };
+	sopt = (struct spool_options){.max_size = cfg->spool_max_size,
+	                              .batch_max = cfg->spool_batch_max};
 	srv.spool = spool_open(cfg->spool_directory, &sopt, 0, err, sizeof(err));
 	if (srv.spool == NULL) {
 		log_error("spool: %s", err);
@@ -192,8 +194,8 @@ cmd_serve(struct options *o)
 	for (size_t i = 0; i < nitems(sigs); i++)
 		event_add(sigs[i], NULL);
 	log_info("%s %s ready: %s, spool %s (%llu messages)", DROVER_NAME, DROVER_VERSION,
-	    cfg->path ? cfg->path : "embedded defaults", cfg->spool_directory,
-	    (unsigned long long)spool_message_count(srv.spool));
+	         cfg->path ? cfg->path : "embedded defaults", cfg->spool_directory,
+	         (unsigned long long)spool_message_count(srv.spool));
 
 	event_base_dispatch(srv.base);
 
@@ -235,11 +237,11 @@ cmd_check_config(struct options *o)
 static struct spool *
 open_spool_readonly(const struct config *cfg)
 {
-	struct spool_options sopt = { .max_size = cfg->spool_max_size,
-		.batch_max = cfg->spool_batch_max };
+	struct spool_options sopt = {.max_size = cfg->spool_max_size,
+	                             .batch_max = cfg->spool_batch_max};
 	char err[512] = "";
-	struct spool *sp = spool_open(cfg->spool_directory, &sopt, SPOOL_READONLY, err,
-	    sizeof(err));
+	struct spool *sp =
+	    spool_open(cfg->spool_directory, &sopt, SPOOL_READONLY, err, sizeof(err));
 
 	if (sp == NULL)
 		fprintf(stderr, "drover: spool %s: %s\n", cfg->spool_directory, err);
@@ -294,7 +296,7 @@ queue_list_one(void *arg, const struct envelope *env)
 	char agebuf[16];
 	format_age(age, agebuf, sizeof(agebuf));
 	printf("%-24s %9llu %5s  <%s>", env->id, (unsigned long long)env->size, agebuf,
-	    env->sender);
+	       env->sender);
 	for (size_t i = 0; i < env->nrcpt; i++)
 		printf("%s<%s>", i == 0 ? " -> " : ", ", env->rcpt[i].address);
 	putchar('\n');
@@ -317,7 +319,7 @@ cmd_queue(struct options *o)
 		return 1;
 	}
 	if (strcmp(what, "list") == 0) {
-		struct list_ctx ctx = { .json = o->json, .now_us = time_now_us() };
+		struct list_ctx ctx = {.json = o->json, .now_us = time_now_us()};
 		if (!o->json)
 			printf("%-24s %9s %5s  %s\n", "ID", "SIZE", "AGE", "SENDER -> RECIPIENTS");
 		if (spool_foreach(sp, queue_list_one, &ctx) < 0) {
@@ -325,7 +327,7 @@ cmd_queue(struct options *o)
 			rc = 1;
 		} else if (!o->json)
 			printf("%llu message%s\n", (unsigned long long)ctx.count,
-			    ctx.count == 1 ? "" : "s");
+			       ctx.count == 1 ? "" : "s");
 	} else if (strcmp(what, "show") == 0 && o->argc > 2) {
 		struct envelope env;
 		struct evbuffer *body = evbuffer_new();
@@ -335,7 +337,7 @@ cmd_queue(struct options *o)
 			rc = 1;
 		} else {
 			printf("X-Drover-Queue-Id: %s\nX-Drover-Sender: <%s>\n", env.id,
-			    env.sender);
+			       env.sender);
 			for (size_t i = 0; i < env.nrcpt; i++)
 				printf("X-Drover-Recipient: <%s>\n", env.rcpt[i].address);
 			printf("\n");
@@ -358,7 +360,7 @@ cmd_queue(struct options *o)
 int
 main(int argc, char **argv)
 {
-	struct options o = { 0 };
+	struct options o = {0};
 	const char *cmd;
 	int rc;
 

@@ -19,7 +19,7 @@ struct event_base;
 #define DROVER_NAME    "Drover"
 #define DROVER_VERSION "0.1.0"
 
-#define MSEC 1000ULL	/* microseconds in a millisecond */
+#define MSEC 1000ULL    /* microseconds in a millisecond */
 #define USEC 1000000ULL /* microseconds in a second */
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))

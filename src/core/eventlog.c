@@ -205,7 +205,7 @@ eventlog_close(struct eventlog *log)
 	pthread_join(log->thread, NULL);
 	if (log->dropped > 0)
 		log_warn("event log: %llu records dropped (writer fell behind)",
-		    (unsigned long long)log->dropped);
+		         (unsigned long long)log->dropped);
 	if (log->fd >= 0)
 		close(log->fd);
 	pthread_cond_destroy(&log->wake);

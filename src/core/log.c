@@ -20,7 +20,7 @@ log_set_level(enum log_level level)
 static void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-	static const char *const names[] = { "debug", "info", "warn", "error" };
+	static const char *const names[] = {"debug", "info", "warn", "error"};
 	char line[2048], stamp[40];
 	int n, m;
 

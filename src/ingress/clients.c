@@ -70,7 +70,7 @@ client_table_free(struct client_table *t)
 
 int
 client_table_enter(struct client_table *t, const struct sockaddr *sa, unsigned max_total,
-    unsigned max_per_ip, const char **why)
+                   unsigned max_per_ip, const char **why)
 {
 	uint8_t key[16];
 	struct client *c;

@@ -11,12 +11,12 @@
 #include "ingress/internal.h"
 
 #define IN_SESSION (ST(S_CONNECTED) | ST(S_READY) | ST(S_MAIL) | ST(S_RCPT))
-#define IN_TXN	   (ST(S_MAIL) | ST(S_RCPT))
+#define IN_TXN     (ST(S_MAIL) | ST(S_RCPT))
 
 struct command {
 	enum smtp_verb verb;
-	unsigned allowed;	/* ST() bits */
-	const char *sequence;	/* the 503 text when not allowed (after EHLO/HELO) */
+	unsigned allowed;     /* ST() bits */
+	const char *sequence; /* the 503 text when not allowed (after EHLO/HELO) */
 	void (*run)(struct session *, const struct smtp_command *);
 };
 
@@ -33,28 +33,28 @@ static void cmd_help(struct session *, const struct smtp_command *);
 static void cmd_not_implemented(struct session *, const struct smtp_command *);
 
 static const struct command commands[] = {
-	{ SMTP_EHLO, IN_SESSION, NULL, cmd_ehlo },
-	{ SMTP_HELO, IN_SESSION, NULL, cmd_ehlo },
-	{ SMTP_MAIL, ST(S_READY), "nested MAIL command", cmd_mail },
-	{ SMTP_RCPT, IN_TXN, "need MAIL command", cmd_rcpt },
-	{ SMTP_DATA, IN_TXN, "need MAIL command", cmd_data },
-	/* BDAT runs in every state: its chunk must be read before it can be refused. */
-	{ SMTP_BDAT, IN_SESSION, NULL, cmd_bdat },
-	{ SMTP_RSET, IN_SESSION, NULL, cmd_rset },
-	{ SMTP_NOOP, IN_SESSION, NULL, cmd_noop },
-	{ SMTP_QUIT, IN_SESSION, NULL, cmd_quit },
-	{ SMTP_VRFY, IN_SESSION, NULL, cmd_vrfy },
-	{ SMTP_HELP, IN_SESSION, NULL, cmd_help },
-	{ SMTP_EXPN, IN_SESSION, NULL, cmd_not_implemented },
-	{ SMTP_STARTTLS, IN_SESSION, NULL, cmd_not_implemented },
-	{ SMTP_AUTH, IN_SESSION, NULL, cmd_not_implemented },
+    {SMTP_EHLO, IN_SESSION, NULL, cmd_ehlo},
+    {SMTP_HELO, IN_SESSION, NULL, cmd_ehlo},
+    {SMTP_MAIL, ST(S_READY), "nested MAIL command", cmd_mail},
+    {SMTP_RCPT, IN_TXN, "need MAIL command", cmd_rcpt},
+    {SMTP_DATA, IN_TXN, "need MAIL command", cmd_data},
+    /* BDAT runs in every state: its chunk must be read before it can be refused. */
+    {SMTP_BDAT, IN_SESSION, NULL, cmd_bdat},
+    {SMTP_RSET, IN_SESSION, NULL, cmd_rset},
+    {SMTP_NOOP, IN_SESSION, NULL, cmd_noop},
+    {SMTP_QUIT, IN_SESSION, NULL, cmd_quit},
+    {SMTP_VRFY, IN_SESSION, NULL, cmd_vrfy},
+    {SMTP_HELP, IN_SESSION, NULL, cmd_help},
+    {SMTP_EXPN, IN_SESSION, NULL, cmd_not_implemented},
+    {SMTP_STARTTLS, IN_SESSION, NULL, cmd_not_implemented},
+    {SMTP_AUTH, IN_SESSION, NULL, cmd_not_implemented},
 };
 
 /* Refuses a command with a reply that is logged; client errors also count towards
  * max_errors, refusals of policy (size, recipient count) do not. */
 static void __attribute__((format(printf, 5, 6)))
-refuse(struct session *s, const char *command, const char *rcpt, bool is_error,
-    const char *fmt, ...)
+refuse(struct session *s, const char *command, const char *rcpt, bool is_error, const char *fmt,
+       ...)
 {
 	char reply[512];
 	va_list ap;
@@ -70,8 +70,7 @@ refuse(struct session *s, const char *command, const char *rcpt, bool is_error,
 }
 
 static void
-refuse_parse(struct session *s, const char *command, const char *rcpt,
-    const struct smtp_error *e)
+refuse_parse(struct session *s, const char *command, const char *rcpt, const struct smtp_error *e)
 {
 	refuse(s, command, rcpt, true, "%d %s Error: %s", e->code, e->status, e->text);
 }
@@ -84,7 +83,7 @@ command_dispatch(struct session *s, const char *line, size_t len)
 
 	if (smtp_command_parse(line, len, &cmd, &e) < 0) {
 		refuse_parse(s, cmd.verb == SMTP_UNKNOWN ? "UNKNOWN" : smtp_verb_name(cmd.verb),
-		    NULL, &e);
+		             NULL, &e);
 		return;
 	}
 	for (size_t i = 0; i < nitems(commands); i++) {
@@ -96,10 +95,10 @@ command_dispatch(struct session *s, const char *line, size_t len)
 			c->run(s, &cmd);
 		else if (s->state == S_CONNECTED)
 			refuse(s, smtp_verb_name(cmd.verb), NULL, true,
-			    "503 5.5.1 Error: send HELO/EHLO first");
+			       "503 5.5.1 Error: send HELO/EHLO first");
 		else
 			refuse(s, smtp_verb_name(cmd.verb), NULL, true, "503 5.5.1 Error: %s",
-			    c->sequence);
+			       c->sequence);
 		return;
 	}
 	refuse(s, "UNKNOWN", NULL, true, "500 5.5.2 Error: command not recognized");
@@ -139,8 +138,8 @@ cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 	name[len] = '\0';
 	if (!smtp_helo_valid(name)) {
 		refuse(s, smtp_verb_name(cmd->verb), NULL, true,
-		    "501 5.5.4 Error: %s requires a domain name or address literal",
-		    smtp_verb_name(cmd->verb));
+		       "501 5.5.4 Error: %s requires a domain name or address literal",
+		       smtp_verb_name(cmd->verb));
 		return;
 	}
 	transaction_reset(s);
@@ -167,11 +166,11 @@ cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 static struct smtp_offer
 session_offer(const struct session *s)
 {
-	struct smtp_offer offer = { 0 };
+	struct smtp_offer offer = {0};
 
 	if (s->esmtp)
-		offer = (struct smtp_offer){ .size = true, .eightbitmime = true, .smtputf8 = true,
-			.dsn = true };
+		offer = (struct smtp_offer){
+		    .size = true, .eightbitmime = true, .smtputf8 = true, .dsn = true};
 	return offer;
 }
 
@@ -193,13 +192,14 @@ cmd_mail(struct session *s, const struct smtp_command *cmd)
 	}
 	if (path.utf8 && !mp.smtputf8) {
 		refuse(s, "MAIL", NULL, true,
-		    "553 5.6.7 Error: non-ASCII sender address requires SMTPUTF8");
+		       "553 5.6.7 Error: non-ASCII sender address requires SMTPUTF8");
 		return;
 	}
 	if (mp.size_given && mp.size > s->cfg->smtp.max_message_size) {
 		refuse(s, "MAIL", NULL, false,
-		    "552 5.3.4 Error: message size %llu exceeds the limit of %llu octets",
-		    (unsigned long long)mp.size, (unsigned long long)s->cfg->smtp.max_message_size);
+		       "552 5.3.4 Error: message size %llu exceeds the limit of %llu octets",
+		       (unsigned long long)mp.size,
+		       (unsigned long long)s->cfg->smtp.max_message_size);
 		return;
 	}
 	s->txn.sender = xstrdup(path.null ? "" : path.mailbox);
@@ -231,18 +231,18 @@ cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 	/* Routing tricks that make a relay forward where it was not asked to. */
 	if (path.source_route) {
 		refuse(s, "RCPT", path.mailbox, true,
-		    "553 5.7.1 <%s>: Error: source routes are not accepted", path.mailbox);
+		       "553 5.7.1 <%s>: Error: source routes are not accepted", path.mailbox);
 		return;
 	}
 	if (strpbrk(path.local, "%!") != NULL) {
 		refuse(s, "RCPT", path.mailbox, true,
-		    "553 5.7.1 <%s>: Error: %%-hack and !-path addresses are not accepted",
-		    path.mailbox);
+		       "553 5.7.1 <%s>: Error: %%-hack and !-path addresses are not accepted",
+		       path.mailbox);
 		return;
 	}
 	if (!s->relay_allowed) {
 		refuse(s, "RCPT", path.mailbox, true, "554 5.7.1 <%s>: Relay access denied",
-		    path.mailbox);
+		       path.mailbox);
 		return;
 	}
 	if (smtp_rcpt_params_parse(params, &offer, &rp, &e) < 0) {
@@ -259,9 +259,9 @@ cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 	}
 	r = &t->rcpt[t->nrcpt++];
 	*r = (struct envelope_rcpt){
-		.address = xstrdup(path.mailbox),
-		.orcpt = rp.orcpt_given ? xstrdup(rp.orcpt) : NULL,
-		.notify = (uint8_t)rp.notify,
+	    .address = xstrdup(path.mailbox),
+	    .orcpt = rp.orcpt_given ? xstrdup(rp.orcpt) : NULL,
+	    .notify = (uint8_t)rp.notify,
 	};
 	s->state = S_RCPT;
 	session_reply(s, "250 2.1.5 Ok");
@@ -312,19 +312,20 @@ cmd_vrfy(struct session *s, const struct smtp_command *cmd)
 	/* RFC 5321 §3.5.3: never confirm or deny a mailbox (harvesting), but say that mail
 	 * to it will be tried. */
 	session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt "
-			 "delivery");
+	                 "delivery");
 }
 
 static void
 cmd_help(struct session *s, const struct smtp_command *cmd)
 {
 	session_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
-			 "VRFY HELP");
+	                 "VRFY HELP");
 	session_reply(s, "214 2.0.0 End of HELP info");
 }
 
 static void
 cmd_not_implemented(struct session *s, const struct smtp_command *cmd)
 {
-	refuse(s, smtp_verb_name(cmd->verb), NULL, true, "502 5.5.1 Error: command not implemented");
+	refuse(s, smtp_verb_name(cmd->verb), NULL, true,
+	       "502 5.5.1 Error: command not implemented");
 }

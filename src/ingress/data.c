@@ -25,14 +25,14 @@ enum scan_state {
 
 void
 body_scanner_init(struct body_scanner *s, int dot_mode, int allow_8bit, unsigned line_max,
-    uint64_t size_max)
+                  uint64_t size_max)
 {
 	*s = (struct body_scanner){
-		.state = SCAN_BOL,
-		.dot_mode = dot_mode,
-		.allow_8bit = allow_8bit,
-		.line_max = line_max,
-		.size_max = size_max,
+	    .state = SCAN_BOL,
+	    .dot_mode = dot_mode,
+	    .allow_8bit = allow_8bit,
+	    .line_max = line_max,
+	    .size_max = size_max,
 	};
 }
 
@@ -58,8 +58,7 @@ emit(struct body_scanner *s, const char *p, size_t n, struct evbuffer *out)
 }
 
 size_t
-body_scanner_feed(struct body_scanner *s, const char *p, size_t n, struct evbuffer *out,
-    int *done)
+body_scanner_feed(struct body_scanner *s, const char *p, size_t n, struct evbuffer *out, int *done)
 {
 	size_t i, run = 0; /* p[run..i) is content not yet emitted */
 

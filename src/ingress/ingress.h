@@ -24,7 +24,7 @@ struct ingress;
 /* Binds the listeners and starts the SMTP threads. NULL with a message in err if a
  * listener cannot be bound. cfg, spool and log must outlive the ingress. */
 struct ingress *ingress_start(struct event_base *base, const struct config *cfg,
-    struct spool *spool, struct eventlog *log, char *err, size_t errlen);
+                              struct spool *spool, struct eventlog *log, char *err, size_t errlen);
 
 /* Stops accepting, answers idle sessions "421 4.3.2" and closes them, waits for messages
  * being committed to get their reply, then stops the threads (at most grace_s seconds, then
@@ -43,33 +43,33 @@ void ingress_stats(struct ingress *, struct ingress_stats *);
 /* ---- The DATA/BDAT body scanner (pure; public for its unit tests and fuzz target) ---- */
 
 /* What a body violates; the session answers for the first that applies at end of data. */
-#define BODY_TOO_BIG	     0x01 /* 552 5.3.4 */
-#define BODY_BARE_LF	     0x02 /* 550 5.5.2 */
-#define BODY_BARE_CR	     0x04 /* 550 5.5.2 */
-#define BODY_NUL	     0x08 /* 554 5.6.0 */
+#define BODY_TOO_BIG         0x01 /* 552 5.3.4 */
+#define BODY_BARE_LF         0x02 /* 550 5.5.2 */
+#define BODY_BARE_CR         0x04 /* 550 5.5.2 */
+#define BODY_NUL             0x08 /* 554 5.6.0 */
 #define BODY_LINE_TOO_LONG   0x10 /* 500 5.5.2 */
 #define BODY_8BIT_UNDECLARED 0x20 /* 554 5.6.0 */
 
 struct body_scanner {
-	int state;	    /* private */
-	int dot_mode;	    /* DATA: unstuff dots, stop at CRLF.CRLF; BDAT: raw */
-	int allow_8bit;	    /* BODY=8BITMIME or SMTPUTF8 was given */
-	unsigned line_max;  /* octets incl. CRLF, 0 = unlimited */
-	uint64_t size_max;  /* octets of content */
-	uint64_t line_len;  /* octets of the current line so far */
-	uint64_t size;	    /* octets of content seen (after unstuffing) */
+	int state;           /* private */
+	int dot_mode;        /* DATA: unstuff dots, stop at CRLF.CRLF; BDAT: raw */
+	int allow_8bit;      /* BODY=8BITMIME or SMTPUTF8 was given */
+	unsigned line_max;   /* octets incl. CRLF, 0 = unlimited */
+	uint64_t size_max;   /* octets of content */
+	uint64_t line_len;   /* octets of the current line so far */
+	uint64_t size;       /* octets of content seen (after unstuffing) */
 	unsigned violations; /* BODY_* bits */
-	int eightbit;	    /* content has octets >= 0x80 */
+	int eightbit;        /* content has octets >= 0x80 */
 };
 
 struct evbuffer;
 
 void body_scanner_init(struct body_scanner *, int dot_mode, int allow_8bit, unsigned line_max,
-    uint64_t size_max);
+                       uint64_t size_max);
 /* Scans p[0..n): appends the content to out while no violation has been seen (after one,
  * content is only counted and discarded), and returns how many octets were consumed. In
  * dot mode, stops right after the terminating CRLF.CRLF and sets *done. */
 size_t body_scanner_feed(struct body_scanner *, const char *p, size_t n, struct evbuffer *out,
-    int *done);
+                         int *done);
 
 #endif

@@ -28,10 +28,10 @@ struct client_table;
 enum session_state {
 	S_CONNECTED, /* greeting sent, no EHLO/HELO yet */
 	S_READY,     /* EHLO/HELO done, no transaction */
-	S_MAIL,	     /* MAIL accepted, no recipient yet */
-	S_RCPT,	     /* at least one recipient accepted */
-	S_DATA,	     /* reading DATA content */
-	S_BDAT,	     /* reading a BDAT chunk */
+	S_MAIL,      /* MAIL accepted, no recipient yet */
+	S_RCPT,      /* at least one recipient accepted */
+	S_DATA,      /* reading DATA content */
+	S_BDAT,      /* reading a BDAT chunk */
 	S_COMMIT,    /* waiting for the spool (no input is read meanwhile) */
 	S_CLOSING,   /* final reply queued, closing once it is written */
 };
@@ -61,15 +61,15 @@ struct transaction {
 	bool bdat_used;
 	struct spool_message *msg; /* open spool message, from DATA / the first BDAT */
 	char id[SPOOL_ID_LEN + 1]; /* its queue id, kept for the commit's reply */
-	struct evbuffer *body;	   /* content not yet handed to the spool */
-	size_t header_len;	   /* our Received: header, at the start of the body */
+	struct evbuffer *body;     /* content not yet handed to the spool */
+	size_t header_len;         /* our Received: header, at the start of the body */
 	struct body_scanner scan;
-	uint64_t bdat_size;	   /* octets of the current BDAT chunk */
-	uint64_t bdat_left;	   /* of which still to read */
+	uint64_t bdat_size; /* octets of the current BDAT chunk */
+	uint64_t bdat_left; /* of which still to read */
 	bool bdat_last;
 	enum session_state bdat_return; /* state to go back to after a refused chunk */
-	const char *bdat_refusal;  /* read the chunk, then refuse it with this reply */
-	bool chunk_in_flight;	   /* a chunk is with the spool: stop reading */
+	const char *bdat_refusal;       /* read the chunk, then refuse it with this reply */
+	bool chunk_in_flight;           /* a chunk is with the spool: stop reading */
 };
 
 struct session {
@@ -81,9 +81,9 @@ struct session {
 	struct sockaddr_storage peer;
 	char peer_ip[INET6_ADDRSTRLEN];
 	enum session_state state;
-	bool esmtp;		/* EHLO (not HELO) */
-	bool relay_allowed;	/* client is inside relay_networks */
-	bool discarding_line;	/* inside an over-long command line */
+	bool esmtp;           /* EHLO (not HELO) */
+	bool relay_allowed;   /* client is inside relay_networks */
+	bool discarding_line; /* inside an over-long command line */
 	unsigned errors;
 	char *helo;
 	uint64_t id; /* session number, for logs */
@@ -117,7 +117,7 @@ struct client_table *client_table_new(void);
 void client_table_free(struct client_table *);
 /* Counts a new session from addr unless a limit is reached; returns 0, or -1 with *why. */
 int client_table_enter(struct client_table *, const struct sockaddr *addr, unsigned max_total,
-    unsigned max_per_ip, const char **why);
+                       unsigned max_per_ip, const char **why);
 void client_table_leave(struct client_table *, const struct sockaddr *addr);
 unsigned client_table_total(struct client_table *);
 
@@ -126,7 +126,7 @@ void worker_check_exit(struct worker *);
 
 /* session.c */
 void session_start(struct worker *, int fd, const struct sockaddr *peer, socklen_t len,
-    const struct listener_conf *);
+                   const struct listener_conf *);
 void session_reply(struct session *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void session_error(struct session *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void session_close_after_reply(struct session *);
@@ -134,7 +134,7 @@ void session_kill(struct session *); /* drop the connection now, reply or not */
 void session_resume(struct session *);
 void session_shutdown(struct session *); /* 421 4.3.2 and close, if idle */
 void session_reject_event(struct session *, const char *command, const char *recipient,
-    const char *reply);
+                          const char *reply);
 void session_ref(struct session *);
 void session_unref(struct session *);
 

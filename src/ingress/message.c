@@ -30,10 +30,10 @@ message_add_received(struct session *s)
 	char date[64];
 
 	time_rfc5322(time_now_us(), date, sizeof(date));
-	evbuffer_add_printf(t->body, "Received: from %s (%s%s%s%s)\r\n", s->helo,
-	    "[", s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->peer_ip, "]");
+	evbuffer_add_printf(t->body, "Received: from %s (%s%s%s%s)\r\n", s->helo, "[",
+	                    s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->peer_ip, "]");
 	evbuffer_add_printf(t->body, "\tby %s (%s) with %s id %s", s->cfg->hostname, DROVER_NAME,
-	    message_protocol(s), spool_message_id(t->msg));
+	                    message_protocol(s), spool_message_id(t->msg));
 	/* "for" names the recipient only when there is one: listing several would disclose
 	 * the other (Bcc) recipients to each (RFC 5321 §4.4). */
 	if (t->nrcpt == 1)
@@ -47,14 +47,14 @@ message_begin(struct session *s, bool dot_mode)
 	struct transaction *t = &s->txn;
 	const struct smtp_limits *lim = &s->cfg->smtp;
 	bool allow_8bit = t->mail.body != SMTP_BODY_7BIT || t->mail.smtputf8 ||
-			  !lim->reject_8bit_without_8bitmime;
+	                  !lim->reject_8bit_without_8bitmime;
 
 	t->msg = spool_message_begin(s->worker->ingress->spool, s->worker->mailbox);
 	t->body = evbuffer_new();
 	message_add_received(s);
 	t->header_len = evbuffer_get_length(t->body);
 	body_scanner_init(&t->scan, dot_mode, allow_8bit, lim->data_line_max,
-	    lim->max_message_size);
+	                  lim->max_message_size);
 }
 
 /* No recipient to send to: the reply depends on whether any were tried (RFC 2920 §3.1). */
@@ -66,7 +66,7 @@ message_no_recipients(const struct session *s)
 	if (s->state == S_READY)
 		return "503 5.5.1 Error: need MAIL command";
 	return s->txn.rcpt_attempts > 0 ? "554 5.5.1 Error: no valid recipients"
-					: "503 5.5.1 Error: need RCPT command";
+	                                : "503 5.5.1 Error: need RCPT command";
 }
 
 void
@@ -163,7 +163,8 @@ message_commit_done(void *arg, enum spool_status status)
 		snprintf(reply, sizeof(reply), "452 4.3.1 Error: insufficient system storage");
 		break;
 	default:
-		snprintf(reply, sizeof(reply), "451 4.3.0 Error: queue write error, try again later");
+		snprintf(reply, sizeof(reply),
+		         "451 4.3.0 Error: queue write error, try again later");
 		break;
 	}
 	if (status == SPOOL_OK) {
@@ -183,7 +184,7 @@ message_commit_done(void *arg, enum spool_status status)
 		eventlog_write(w->ingress->log, "Reception", f);
 	} else {
 		log_error("session %llu: spool commit of %s failed: %s", (unsigned long long)s->id,
-		    t->id, reply);
+		          t->id, reply);
 		atomic_fetch_add(&w->ingress->messages_rejected, 1);
 		session_reject_event(s, t->bdat_used ? "BDAT" : "DATA", NULL, reply);
 	}
@@ -219,18 +220,18 @@ message_finish(struct session *s)
 		return;
 	}
 	env = (struct envelope){
-		.sender = t->sender,
-		.dsn_ret = (uint8_t)t->mail.ret,
-		.envid = t->mail.envid_given ? t->mail.envid : NULL,
-		.body_type = (uint8_t)t->mail.body,
-		.smtputf8 = t->mail.smtputf8,
-		.received_us = time_now_us(),
-		.client_ip = s->peer_ip,
-		.helo = s->helo,
-		.listener = s->listener->name,
-		.protocol = (char *)message_protocol(s),
-		.nrcpt = t->nrcpt,
-		.rcpt = t->rcpt,
+	    .sender = t->sender,
+	    .dsn_ret = (uint8_t)t->mail.ret,
+	    .envid = t->mail.envid_given ? t->mail.envid : NULL,
+	    .body_type = (uint8_t)t->mail.body,
+	    .smtputf8 = t->mail.smtputf8,
+	    .received_us = time_now_us(),
+	    .client_ip = s->peer_ip,
+	    .helo = s->helo,
+	    .listener = s->listener->name,
+	    .protocol = (char *)message_protocol(s),
+	    .nrcpt = t->nrcpt,
+	    .rcpt = t->rcpt,
 	};
 	strlcpy_s(t->id, spool_message_id(msg), sizeof(t->id));
 	/* The spool owns the message from here and always calls back, even if the client

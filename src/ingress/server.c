@@ -43,12 +43,12 @@ handoff_run(void *arg)
  * straight to the new socket; if the client's window is full, it just sees the close. */
 static void
 accept_refuse(struct ingress *in, int fd, const struct sockaddr *sa,
-    const struct listener_conf *listener, const char *why)
+              const struct listener_conf *listener, const char *why)
 {
 	char line[256], ip[INET6_ADDRSTRLEN] = "?";
 	const void *addr = sa->sa_family == AF_INET6
-			       ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-			       : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+	                       ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+	                       : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
 	json_t *f = json_object();
 	int n;
 
@@ -65,7 +65,6 @@ accept_refuse(struct ingress *in, int fd, const struct sockaddr *sa,
 	close(fd);
 }
 
-
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
@@ -75,8 +74,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	struct handoff *h;
 	const char *why;
 
-	if (client_table_enter(in->clients, sa, lim->max_sessions, lim->max_sessions_per_ip,
-		&why) < 0) {
+	if (client_table_enter(in->clients, sa, lim->max_sessions, lim->max_sessions_per_ip, &why) <
+	    0) {
 		accept_refuse(in, fd, sa, ctx->conf, why);
 		return;
 	}
@@ -116,8 +115,8 @@ worker_grace_expired(evutil_socket_t fd, short what, void *arg)
 	/* Idle clients had their 421; whoever is still here is not reading. Sessions waiting
 	 * for a commit stay: the spool answers them. */
 	TAILQ_FOREACH_SAFE(s, &w->sessions, entry, next)
-		if (s->state != S_COMMIT)
-			session_kill(s);
+	if (s->state != S_COMMIT)
+		session_kill(s);
 }
 
 void
@@ -137,13 +136,13 @@ worker_stop(void *arg)
 {
 	struct worker_stop *ws = arg;
 	struct worker *w = ws->worker;
-	struct timeval tv = { .tv_sec = ws->grace_s };
+	struct timeval tv = {.tv_sec = ws->grace_s};
 	struct session *s, *next;
 
 	free(ws);
 	w->stopping = true;
 	TAILQ_FOREACH_SAFE(s, &w->sessions, entry, next)
-		session_shutdown(s);
+	session_shutdown(s);
 	worker_check_exit(w);
 	if (w->nsessions > 0)
 		event_base_once(w->base, -1, EV_TIMEOUT, worker_grace_expired, w, &tv);
@@ -162,12 +161,13 @@ ingress_listen(struct ingress *in, char *err, size_t errlen)
 
 		ctx->ingress = in;
 		ctx->conf = lc;
-		in->listeners[i] = evconnlistener_new_bind(in->base, accept_cb, ctx,
+		in->listeners[i] = evconnlistener_new_bind(
+		    in->base, accept_cb, ctx,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 		    LISTEN_BACKLOG, (const struct sockaddr *)&lc->sockaddr, (int)lc->socklen);
 		if (in->listeners[i] == NULL) {
 			snprintf(err, errlen, "listener \"%s\": cannot listen on %s: %s", lc->name,
-			    lc->address, strerror(errno));
+			         lc->address, strerror(errno));
 			return -1;
 		}
 		evconnlistener_set_error_cb(in->listeners[i], accept_error_cb);
@@ -191,7 +191,7 @@ ingress_unlisten(struct ingress *in)
 
 struct ingress *
 ingress_start(struct event_base *base, const struct config *cfg, struct spool *spool,
-    struct eventlog *log, char *err, size_t errlen)
+              struct eventlog *log, char *err, size_t errlen)
 {
 	struct ingress *in = xcalloc(1, sizeof(*in));
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -35,15 +35,15 @@ session_set_timeout(struct session *s)
 {
 	const struct smtp_limits *lim = &s->cfg->smtp;
 	unsigned secs = (s->state == S_DATA || s->state == S_BDAT) ? lim->data_timeout_s
-								   : lim->command_timeout_s;
-	struct timeval tv = { .tv_sec = secs };
+	                                                           : lim->command_timeout_s;
+	struct timeval tv = {.tv_sec = secs};
 
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
 void
 session_start(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-    const struct listener_conf *listener)
+              const struct listener_conf *listener)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = w->ingress->cfg;
@@ -55,8 +55,9 @@ session_start(struct worker *w, int fd, const struct sockaddr *peer, socklen_t l
 	s->refs = 1;
 	s->id = atomic_fetch_add(&w->ingress->session_seq, 1) + 1;
 	memcpy(&s->peer, peer, len);
-	addr = peer->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
-					   : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
+	addr = peer->sa_family == AF_INET6
+	           ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
+	           : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
 	inet_ntop(peer->sa_family, addr, s->peer_ip, sizeof(s->peer_ip));
 	s->relay_allowed = netmask_match_any(cfg->relay_networks, cfg->nrelay_networks, peer);
 	s->state = S_CONNECTED;
@@ -77,7 +78,7 @@ session_start(struct worker *w, int fd, const struct sockaddr *peer, socklen_t l
 	w->nsessions++;
 	atomic_fetch_add(&w->ingress->sessions_total, 1);
 	log_debug("session %llu: connect from [%s] on %s", (unsigned long long)s->id, s->peer_ip,
-	    listener->name);
+	          listener->name);
 	session_reply(s, "220 %s ESMTP %s", cfg->hostname, DROVER_NAME);
 }
 
@@ -174,7 +175,7 @@ session_close_after_reply(struct session *s)
 
 void
 session_reject_event(struct session *s, const char *command, const char *recipient,
-    const char *reply)
+                     const char *reply)
 {
 	json_t *f = json_object();
 
@@ -216,7 +217,7 @@ session_read_command(struct session *s, struct evbuffer *in)
 		evbuffer_drain(in, total);
 		s->discarding_line = false;
 		session_error(s, "500 5.5.2 Error: line too long (limit %u octets)",
-		    lim->command_line_max);
+		              lim->command_line_max);
 		return true;
 	}
 	line = s->worker->line;
@@ -224,7 +225,8 @@ session_read_command(struct session *s, struct evbuffer *in)
 	len = total - 1;
 	if (len == 0 || line[len - 1] != '\r') {
 		/* RFC 5321 §2.3.8: lines end with CRLF, never a bare LF. */
-		session_error(s, "500 5.5.2 Error: bare <LF> received; lines must end with <CR><LF>");
+		session_error(s,
+		              "500 5.5.2 Error: bare <LF> received; lines must end with <CR><LF>");
 		return true;
 	}
 	line[--len] = '\0';
@@ -277,8 +279,7 @@ session_shutdown(struct session *s)
 {
 	if (s->state == S_COMMIT || s->state == S_CLOSING)
 		return;
-	session_reply(s, "421 4.3.2 %s Service shutting down, try again later",
-	    s->cfg->hostname);
+	session_reply(s, "421 4.3.2 %s Service shutting down, try again later", s->cfg->hostname);
 	session_close_after_reply(s);
 }
 

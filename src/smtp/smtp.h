@@ -14,10 +14,10 @@
 
 /* RFC 5321 §4.5.3.1 size limits. */
 #define SMTP_LOCAL_PART_MAX 64
-#define SMTP_DOMAIN_MAX	    255
-#define SMTP_PATH_MAX	    256 /* reverse-path / forward-path incl. the angle brackets */
-#define SMTP_ENVID_MAX	    100 /* RFC 3461 §4.4, after xtext decoding */
-#define SMTP_ORCPT_MAX	    500 /* RFC 3461 §4.2, as sent (addr-type ";" xtext) */
+#define SMTP_DOMAIN_MAX     255
+#define SMTP_PATH_MAX       256 /* reverse-path / forward-path incl. the angle brackets */
+#define SMTP_ENVID_MAX      100 /* RFC 3461 §4.4, after xtext decoding */
+#define SMTP_ORCPT_MAX      500 /* RFC 3461 §4.2, as sent (addr-type ";" xtext) */
 
 /* A rejection: reply code, enhanced status ("5.5.4") and a human text without CRLF. */
 struct smtp_error {
@@ -51,7 +51,7 @@ struct smtp_command {
 	enum smtp_verb verb;
 	const char *verb_text; /* canonical upper-case name, "" for SMTP_UNKNOWN */
 	const char *args;      /* points into the line: after "MAIL FROM:" / "RCPT TO:" for
-				  those two, else after the verb and its spaces; "" if none */
+	                          those two, else after the verb and its spaces; "" if none */
 };
 
 /* Split one command line (without its CRLF; may contain any bytes except that len bounds it)
@@ -63,7 +63,7 @@ struct smtp_command {
  * one: that is refused). For MAIL/RCPT, args starts right after the colon; the one optional
  * space before "<" is smtp_path_parse()'s to accept. */
 int smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd,
-    struct smtp_error *err);
+                       struct smtp_error *err);
 
 /* Verb name for logs ("MAIL"); "?" for unknown. */
 const char *smtp_verb_name(enum smtp_verb);
@@ -71,13 +71,13 @@ const char *smtp_verb_name(enum smtp_verb);
 /* ---- Paths and addresses ---- */
 
 struct smtp_path {
-	bool null;		  /* "<>" */
-	bool source_route;	  /* "<@a,@b:user@d>" was given (the route itself is dropped) */
-	bool utf8;		  /* contains non-ASCII octets (valid UTF-8, RFC 6531) */
-	bool quoted;		  /* local part was a quoted-string */
-	char local[SMTP_LOCAL_PART_MAX * 4 + 3];  /* as received, quotes included; UTF-8 allowed */
-	char domain[SMTP_DOMAIN_MAX + 1]; /* "example.com" or an address literal "[192.0.2.1]" */
-	char mailbox[SMTP_PATH_MAX * 4 + 1];	  /* "local@domain", "" for the null path */
+	bool null;         /* "<>" */
+	bool source_route; /* "<@a,@b:user@d>" was given (the route itself is dropped) */
+	bool utf8;         /* contains non-ASCII octets (valid UTF-8, RFC 6531) */
+	bool quoted;       /* local part was a quoted-string */
+	char local[SMTP_LOCAL_PART_MAX * 4 + 3]; /* as received, quotes included; UTF-8 allowed */
+	char domain[SMTP_DOMAIN_MAX + 1];    /* "example.com" or an address literal "[192.0.2.1]" */
+	char mailbox[SMTP_PATH_MAX * 4 + 1]; /* "local@domain", "" for the null path */
 };
 
 /* Parse "<path>" followed by optional " PARAM=value ..." in args. On success *params points
@@ -86,7 +86,7 @@ struct smtp_path {
  * Addresses without a domain are errors (553 5.1.3 for RCPT, 553 5.1.7 for MAIL: pass
  * is_sender). Too long: 501 5.1.3 / 501 5.1.7. Non-ASCII without utf8_ok: 553 5.6.7. */
 int smtp_path_parse(const char *args, bool is_sender, bool allow_null, bool utf8_ok,
-    struct smtp_path *path, const char **params, struct smtp_error *err);
+                    struct smtp_path *path, const char **params, struct smtp_error *err);
 /* MAIL's SMTPUTF8 parameter comes after the path it licenses, so for MAIL pass
  * utf8_ok = offer.smtputf8, parse the parameters, then refuse with 553 5.6.7 if path.utf8 and
  * not params.smtputf8. Other faults: no "<" (one space before it tolerated) or junk after ">"
@@ -136,13 +136,13 @@ struct smtp_rcpt_params {
  * 555 5.5.4; repeated parameter, bad value (SIZE not a number, BODY other than 7BIT /
  * 8BITMIME, RET other than FULL/HDRS, ENVID not valid xtext or too long) 501 5.5.4. */
 int smtp_mail_params_parse(const char *params, const struct smtp_offer *offer,
-    struct smtp_mail_params *out, struct smtp_error *err);
+                           struct smtp_mail_params *out, struct smtp_error *err);
 
 /* Parse the parameters after a RCPT TO path: NOTIFY (NEVER alone, or a comma list of
  * SUCCESS, FAILURE, DELAY), ORCPT (addr-type ";" xtext, addr-type an atom, "rfc822" or
  * "utf-8" typical). Same error conventions as above. */
 int smtp_rcpt_params_parse(const char *params, const struct smtp_offer *offer,
-    struct smtp_rcpt_params *out, struct smtp_error *err);
+                           struct smtp_rcpt_params *out, struct smtp_error *err);
 
 /* RFC 3461 §4 xtext: validate (true if every "+" is followed by two upper-case hex digits
  * and every other char is in 33..126 except "+" and "="), and decode into out (NUL-ended);

@@ -31,7 +31,7 @@ struct evbuffer;
 
 enum spool_status {
 	SPOOL_OK = 0,
-	SPOOL_FULL,	/* map or disk full: answer 452 4.3.1, nothing accepted is lost */
+	SPOOL_FULL,     /* map or disk full: answer 452 4.3.1, nothing accepted is lost */
 	SPOOL_IO_ERROR, /* any other failure of the store: 451 4.3.0 */
 };
 
@@ -40,29 +40,29 @@ enum spool_status {
 enum rcpt_state { RCPT_PENDING = 0, RCPT_DELIVERED, RCPT_BOUNCED, RCPT_EXPIRED };
 
 struct envelope_rcpt {
-	char *address;	/* "local@domain" */
-	char *orcpt;	/* RFC 3461 ORCPT as received ("rfc822;a@b"), NULL if none */
+	char *address;  /* "local@domain" */
+	char *orcpt;    /* RFC 3461 ORCPT as received ("rfc822;a@b"), NULL if none */
 	uint8_t notify; /* SMTP_NOTIFY_* bits (smtp.h), 0 = not given */
-	uint8_t state;	/* enum rcpt_state */
+	uint8_t state;  /* enum rcpt_state */
 	uint16_t attempts;
 	uint64_t next_attempt_us; /* wall clock; 0 = as soon as possible */
-	char *last_reply;	  /* last remote reply for this recipient, NULL if none */
+	char *last_reply;         /* last remote reply for this recipient, NULL if none */
 };
 
 struct envelope {
 	char id[SPOOL_ID_LEN + 1];
-	char *sender;	     /* reverse-path mailbox, "" for the null sender */
-	uint8_t dsn_ret;     /* enum smtp_dsn_ret */
-	char *envid;	     /* RFC 3461 ENVID as received (xtext), NULL if none */
-	uint8_t body_type;   /* enum smtp_body */
-	bool smtputf8;	     /* RFC 6531: the transaction used SMTPUTF8 */
+	char *sender;         /* reverse-path mailbox, "" for the null sender */
+	uint8_t dsn_ret;      /* enum smtp_dsn_ret */
+	char *envid;          /* RFC 3461 ENVID as received (xtext), NULL if none */
+	uint8_t body_type;    /* enum smtp_body */
+	bool smtputf8;        /* RFC 6531: the transaction used SMTPUTF8 */
 	uint64_t received_us; /* wall clock at the 250 */
-	char *client_ip;     /* "192.0.2.1" / "2001:db8::1" */
-	char *helo;	     /* EHLO/HELO argument */
-	char *listener;	     /* name of the listener that received it */
-	char *protocol;	     /* "ESMTP", "SMTP", "HTTP" ... (Received: "with") */
-	char *auth_user;     /* authenticated user, NULL if none */
-	uint64_t size;	     /* body octets as stored (Received: header included) */
+	char *client_ip;      /* "192.0.2.1" / "2001:db8::1" */
+	char *helo;           /* EHLO/HELO argument */
+	char *listener;       /* name of the listener that received it */
+	char *protocol;       /* "ESMTP", "SMTP", "HTTP" ... (Received: "with") */
+	char *auth_user;      /* authenticated user, NULL if none */
+	uint64_t size;        /* body octets as stored (Received: header included) */
 	size_t nrcpt;
 	struct envelope_rcpt *rcpt;
 };
@@ -84,8 +84,8 @@ int envelope_decode(const void *buf, size_t len, struct envelope *env);
 #define SPOOL_READONLY 0x1
 
 struct spool_options {
-	uint64_t max_size;     /* LMDB map size: the spool's capacity in bytes */
-	unsigned batch_max;    /* most requests in one group commit */
+	uint64_t max_size;  /* LMDB map size: the spool's capacity in bytes */
+	unsigned batch_max; /* most requests in one group commit */
 };
 
 /* Opens (creating if needed, mode 0700) the spool in dir. Read-write: both options must be
@@ -94,7 +94,7 @@ struct spool_options {
  * write request fails (SPOOL_IO_ERROR / -1). One process opens a given spool once (LMDB);
  * other processes may open it read-only meanwhile. */
 struct spool *spool_open(const char *dir, const struct spool_options *, int flags, char *err,
-    size_t errlen);
+                         size_t errlen);
 /* Stops the writer after finishing every queued request (their callbacks are posted: the
  * mailboxes must still exist, and their loops must run again to deliver them). */
 void spool_close(struct spool *);
@@ -134,13 +134,13 @@ const char *spool_message_id(const struct spool_message *);
  * from its client until then (backpressure). A failure is reported again at commit.
  * cb may be NULL. An empty buf stores nothing (cb still reports, in order). */
 void spool_message_write(struct spool_message *, struct evbuffer *buf, spool_done_cb *cb,
-    void *arg);
+                         void *arg);
 
 /* Makes the message durable: stores the rest of the body (all of buf, which is drained) and
  * the envelope (env->id and env->size are set by the spool), fsynced, then calls cb. The
  * struct spool_message is freed after cb returns. env is copied: the caller keeps it. */
 void spool_message_commit(struct spool_message *, struct envelope *env, struct evbuffer *buf,
-    spool_done_cb *cb, void *arg);
+                          spool_done_cb *cb, void *arg);
 
 /* Drops a message that will not be committed (rejected, or the client went away); frees
  * it. Any chunks already written are removed. From this call on, no callback of this

@@ -23,7 +23,7 @@ struct scan_result {
 static struct scan_result
 scan(const char *input, size_t step, int dot_mode, int allow_8bit, unsigned line_max)
 {
-	struct scan_result r = { 0 };
+	struct scan_result r = {0};
 	struct body_scanner s;
 	struct evbuffer *out = evbuffer_new();
 	size_t len = strlen(input), n;
@@ -70,8 +70,8 @@ static void
 test_bare_lf_dot_is_not_an_end(void **state)
 {
 	/* The SMTP smuggling shapes: none of these ends the data. */
-	const char *shapes[] = { "a\n.\nMAIL FROM:<x@y>\r\n", "a\r\n.\nMAIL FROM:<x@y>\r\n",
-		"a\n.\r\nMAIL FROM:<x@y>\r\n", "a\r.\r\nMAIL\r\n" };
+	const char *shapes[] = {"a\n.\nMAIL FROM:<x@y>\r\n", "a\r\n.\nMAIL FROM:<x@y>\r\n",
+	                        "a\n.\r\nMAIL FROM:<x@y>\r\n", "a\r.\r\nMAIL\r\n"};
 
 	for (size_t i = 0; i < 4; i++) {
 		struct scan_result r = scan(shapes[i], 3, 1, 0, 1000);
@@ -85,7 +85,7 @@ static void
 test_nul_and_8bit(void **state)
 {
 	struct scan_result r;
-	const char nul[] = { 'a', '\0', 'b', '\r', '\n', '.', '\r', '\n', 0 };
+	const char nul[] = {'a', '\0', 'b', '\r', '\n', '.', '\r', '\n', 0};
 	struct body_scanner s;
 	struct evbuffer *out = evbuffer_new();
 	int done;
@@ -147,13 +147,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_data_ends_at_crlf_dot_crlf_and_unstuffs),
-		cmocka_unit_test(test_empty_message),
-		cmocka_unit_test(test_bare_lf_dot_is_not_an_end),
-		cmocka_unit_test(test_nul_and_8bit),
-		cmocka_unit_test(test_line_length_limit_counts_crlf),
-		cmocka_unit_test(test_size_limit),
-		cmocka_unit_test(test_bdat_is_raw),
+	    cmocka_unit_test(test_data_ends_at_crlf_dot_crlf_and_unstuffs),
+	    cmocka_unit_test(test_empty_message),
+	    cmocka_unit_test(test_bare_lf_dot_is_not_an_end),
+	    cmocka_unit_test(test_nul_and_8bit),
+	    cmocka_unit_test(test_line_length_limit_counts_crlf),
+	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_bdat_is_raw),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
