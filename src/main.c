@@ -205,8 +205,14 @@ cmd_serve(struct options *o)
 		event_free(sigs[i]);
 	rc = 0;
 out:
-	if (srv.spool != NULL)
+	if (srv.spool != NULL) {
+		struct spool_stats st;
+		spool_stats(srv.spool, &st);
+		log_info("spool: %llu messages committed in %llu transactions (largest batch %llu)",
+		    (unsigned long long)st.messages, (unsigned long long)st.commits,
+		    (unsigned long long)st.largest_batch);
 		spool_close(srv.spool);
+	}
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	eventlog_close(srv.log);
