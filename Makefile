@@ -40,7 +40,7 @@ test: deps-test format-check release asan fuzz
 	  DROVER_BIN=$(CURDIR)/$(BUILD)/asan/drover DROVER_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 	tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
 
-unit: release
+unit: deps-test release
 	cd $(BUILD)/release && ctest --output-on-failure
 
 integration: release
