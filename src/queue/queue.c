@@ -1,0 +1,1227 @@
+/* queue.c - the scheduler: items, destinations, their heaps and ready queues, the round-robin
+ * ring, and the feedback that opens and closes a destination's window (docs/queue.md).
+ *
+ * Items live in chunks that never move, and refer to each other by 32-bit index: a scheduled
+ * item's index sits in its destination's heap, a ready one is linked into its destination's
+ * FIFO, and the id index chains items through one more index. No item owns a pointer or a
+ * string; the destination name is stored once, in struct queue_dest. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "queue/queue.h"
+
+#define NIL      UINT32_MAX
+#define ID_BYTES (QUEUE_ID_LEN / 2)
+
+/* 65,536 items of 40 bytes: 2.5 MiB per chunk, whose pages become resident only as items are
+ * carved from it. */
+#define CHUNK_SHIFT 16
+#define CHUNK_ITEMS (1U << CHUNK_SHIFT)
+#define CHUNK_MASK  (CHUNK_ITEMS - 1)
+/* Items are numbered below NIL; a queue this large would need 160 GiB anyway. */
+#define ITEMS_MAX (NIL - CHUNK_ITEMS)
+
+#define ITEM_FREE      0   /* state of an item on the free list (public states start at 1) */
+#define ITEM_CANCELLED 0x1 /* flags: removed by the operator while being delivered */
+
+#define IDX_BUCKETS_MIN  1024U
+#define NAME_BUCKETS_MIN 64U
+#define HEAP_MIN         4U
+
+struct queue_item {
+	uint8_t id[ID_BYTES];
+	uint32_t self;     /* own index: handles given to the engine find their way back */
+	uint32_t dest;     /* index in q->dests */
+	uint32_t expire_s; /* expiry in seconds, rounded up; UINT32_MAX: never */
+	uint32_t link;     /* SCHEDULED: position in the heap; READY, EXPIRING: next; FREE: next */
+	uint32_t prev;     /* READY, EXPIRING: previous in the list */
+	uint32_t hnext;    /* next in the id index bucket */
+	uint16_t attempts;
+	uint8_t state; /* enum queue_item_state, or ITEM_FREE */
+	uint8_t flags;
+};
+_Static_assert(sizeof(struct queue_item) == 40, "an item is 40 bytes: docs/queue.md");
+
+/* A 4-ary min-heap of (key, value), keys and values in separate arrays so that the four
+ * children compared at each level share one cache line. Ties go to the lower value, which
+ * keeps equal times in a stable, testable order. */
+struct heap {
+	uint64_t *key;
+	uint32_t *val;
+	uint32_t n, cap;
+};
+
+/* Doubly-linked FIFO of items through their link/prev indexes. */
+struct item_list {
+	uint32_t head, tail, n;
+};
+
+struct queue_dest {
+	char *name;
+	uint64_t hash;
+	struct queue_dest *hnext; /* name index bucket */
+	uint32_t idx;             /* in q->dests */
+	uint32_t due_pos;         /* position in q->due, NIL when not waiting for time */
+	struct heap sched;        /* scheduled items by next attempt time */
+	struct item_list ready;
+	struct queue_dest *rr_prev, *rr_next;
+	bool in_ring;
+	uint8_t state;     /* enum queue_dest_state */
+	uint32_t slots;    /* connections held (takes not yet released) */
+	uint32_t active;   /* items taken and not done */
+	uint32_t expiring; /* items in q->expiring */
+	uint32_t window;
+	uint32_t fails;  /* consecutive failed connections */
+	uint32_t deaths; /* consecutive dead periods: the cooldown doubles with each */
+	uint64_t dead_until;
+	uint64_t delivered, deferred, bounced, expired;
+};
+
+struct queue {
+	struct queue_options opt;
+	struct queue_rng rng;
+
+	struct queue_item **chunks;
+	uint32_t nchunks, chunks_cap;
+	uint32_t nslots; /* items carved from the chunks so far */
+	uint32_t free_head;
+	uint64_t nitems;
+	uint64_t count[QUEUE_ITEM_EXPIRING + 1]; /* items per state */
+
+	uint32_t *idx_bucket; /* id index: chains of items through hnext */
+	uint32_t idx_mask;
+
+	struct queue_dest **dests; /* by index; NULL where freed */
+	uint32_t ndests_slots, dests_cap;
+	uint32_t *dest_free; /* freed indexes, reused first */
+	uint32_t ndest_free, dest_free_cap;
+	struct queue_dest **name_bucket;
+	uint32_t name_mask;
+	uint32_t ndests, ndead;
+
+	struct heap due; /* destinations by earliest scheduled item (values: dest indexes) */
+	struct queue_dest *rr_head, *rr_tail;
+	struct item_list expiring;
+	uint64_t now_us; /* latest time seen: tells whether a dead destination may be forgotten */
+};
+
+/* ---- Items ---- */
+
+static inline struct queue_item *
+item_at(const struct queue *q, uint32_t i)
+{
+	return &q->chunks[i >> CHUNK_SHIFT][i & CHUNK_MASK];
+}
+
+static void
+item_set_state(struct queue *q, struct queue_item *it, uint8_t state)
+{
+	if (it->state != ITEM_FREE)
+		q->count[it->state]--;
+	q->count[state]++;
+	it->state = state;
+}
+
+static uint64_t
+item_expires_us(const struct queue_item *it)
+{
+	return it->expire_s == UINT32_MAX ? UINT64_MAX : (uint64_t)it->expire_s * USEC;
+}
+
+static uint32_t
+expire_seconds(uint64_t us)
+{
+	uint64_t s = us / USEC + (us % USEC != 0); /* rounded up: never expire early */
+
+	return s >= UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int
+id_decode(const char *hex, uint8_t raw[ID_BYTES])
+{
+	if (hex == NULL)
+		return -1;
+	for (size_t i = 0; i < ID_BYTES; i++) {
+		int hi, lo;
+
+		if ((hi = hex_value(hex[2 * i])) < 0 || (lo = hex_value(hex[2 * i + 1])) < 0)
+			return -1;
+		raw[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return hex[QUEUE_ID_LEN] == '\0' ? 0 : -1;
+}
+
+static uint32_t
+id_hash(const uint8_t id[ID_BYTES])
+{
+	/* Spool ids begin with a timestamp: mix every bit into the bucket number
+	 * (MurmurHash3's finalizer). */
+	uint64_t a, h;
+	uint32_t c;
+
+	memcpy(&a, id, 8);
+	memcpy(&c, id + 8, 4);
+	h = a ^ (c * 0x9e3779b97f4a7c15ULL);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (uint32_t)h;
+}
+
+static void
+id_index_resize(struct queue *q, uint32_t nbuckets)
+{
+	free(q->idx_bucket);
+	q->idx_bucket = xmalloc((size_t)nbuckets * sizeof(*q->idx_bucket));
+	memset(q->idx_bucket, 0xff, (size_t)nbuckets * sizeof(*q->idx_bucket)); /* NIL */
+	q->idx_mask = nbuckets - 1;
+	for (uint32_t i = 0; i < q->nslots; i++) {
+		struct queue_item *it = item_at(q, i);
+		uint32_t *b;
+
+		if (it->state == ITEM_FREE)
+			continue;
+		b = &q->idx_bucket[id_hash(it->id) & q->idx_mask];
+		it->hnext = *b;
+		*b = i;
+	}
+}
+
+static void
+id_link(struct queue *q, struct queue_item *it)
+{
+	uint32_t *b = &q->idx_bucket[id_hash(it->id) & q->idx_mask];
+
+	it->hnext = *b;
+	*b = it->self;
+}
+
+static void
+id_unlink(struct queue *q, struct queue_item *it)
+{
+	uint32_t *p = &q->idx_bucket[id_hash(it->id) & q->idx_mask];
+
+	while (*p != it->self)
+		p = &item_at(q, *p)->hnext;
+	*p = it->hnext;
+}
+
+static bool
+id_queued(const struct queue *q, const uint8_t id[ID_BYTES], uint32_t dest)
+{
+	for (uint32_t i = q->idx_bucket[id_hash(id) & q->idx_mask]; i != NIL;) {
+		const struct queue_item *it = item_at(q, i);
+
+		if (it->dest == dest && memcmp(it->id, id, ID_BYTES) == 0)
+			return true;
+		i = it->hnext;
+	}
+	return false;
+}
+
+static struct queue_item *
+item_alloc(struct queue *q)
+{
+	struct queue_item *it;
+	uint32_t i;
+
+	if (q->free_head != NIL) {
+		i = q->free_head;
+		it = item_at(q, i);
+		q->free_head = it->link;
+	} else {
+		if (q->nslots >= ITEMS_MAX)
+			fatal("queue: more than %u items", ITEMS_MAX);
+		i = q->nslots++;
+		if ((i & CHUNK_MASK) == 0) {
+			if (q->nchunks == q->chunks_cap) {
+				q->chunks_cap = q->chunks_cap ? 2 * q->chunks_cap : 16;
+				q->chunks = xrealloc(q->chunks, q->chunks_cap * sizeof(*q->chunks));
+			}
+			q->chunks[q->nchunks++] = xmalloc(CHUNK_ITEMS * sizeof(struct queue_item));
+		}
+		it = item_at(q, i);
+	}
+	memset(it, 0, sizeof(*it));
+	it->self = i;
+	it->link = it->prev = it->hnext = NIL;
+	/* Grow the id index at load 1, before linking: chains stay about one item long. */
+	if (++q->nitems > (uint64_t)q->idx_mask + 1)
+		id_index_resize(q, 2 * (q->idx_mask + 1));
+	return it;
+}
+
+static void
+item_free(struct queue *q, struct queue_item *it)
+{
+	id_unlink(q, it);
+	q->nitems--;
+	if (it->state != ITEM_FREE)
+		q->count[it->state]--;
+	it->state = ITEM_FREE;
+	it->link = q->free_head;
+	q->free_head = it->self;
+}
+
+/* ---- Item lists (ready queues, the expiring list) ---- */
+
+static void
+list_init(struct item_list *l)
+{
+	l->head = l->tail = NIL;
+	l->n = 0;
+}
+
+static void
+list_append(struct queue *q, struct item_list *l, struct queue_item *it)
+{
+	it->link = NIL;
+	it->prev = l->tail;
+	if (l->tail != NIL)
+		item_at(q, l->tail)->link = it->self;
+	else
+		l->head = it->self;
+	l->tail = it->self;
+	l->n++;
+}
+
+static void
+list_unlink(struct queue *q, struct item_list *l, struct queue_item *it)
+{
+	if (it->prev != NIL)
+		item_at(q, it->prev)->link = it->link;
+	else
+		l->head = it->link;
+	if (it->link != NIL)
+		item_at(q, it->link)->prev = it->prev;
+	else
+		l->tail = it->prev;
+	it->link = it->prev = NIL;
+	l->n--;
+}
+
+static struct queue_item *
+list_pop(struct queue *q, struct item_list *l)
+{
+	struct queue_item *it;
+
+	if (l->head == NIL)
+		return NULL;
+	it = item_at(q, l->head);
+	list_unlink(q, l, it);
+	return it;
+}
+
+/* ---- 4-ary heaps ---- */
+
+static inline void
+heap_setpos(struct queue *q, struct heap *h, uint32_t val, uint32_t pos)
+{
+	if (h == &q->due)
+		q->dests[val]->due_pos = pos;
+	else
+		item_at(q, val)->link = pos;
+}
+
+static inline bool
+heap_before(uint64_t ka, uint32_t va, uint64_t kb, uint32_t vb)
+{
+	return ka < kb || (ka == kb && va < vb);
+}
+
+static inline void
+heap_place(struct queue *q, struct heap *h, uint32_t pos, uint64_t key, uint32_t val)
+{
+	h->key[pos] = key;
+	h->val[pos] = val;
+	heap_setpos(q, h, val, pos);
+}
+
+static void
+heap_sift_up(struct queue *q, struct heap *h, uint32_t pos, uint64_t key, uint32_t val)
+{
+	while (pos > 0) {
+		uint32_t parent = (pos - 1) / 4;
+
+		if (!heap_before(key, val, h->key[parent], h->val[parent]))
+			break;
+		heap_place(q, h, pos, h->key[parent], h->val[parent]);
+		pos = parent;
+	}
+	heap_place(q, h, pos, key, val);
+}
+
+static void
+heap_sift_down(struct queue *q, struct heap *h, uint32_t pos, uint64_t key, uint32_t val)
+{
+	for (;;) {
+		uint64_t first = 4 * (uint64_t)pos + 1;
+		uint32_t best, end;
+
+		if (first >= h->n)
+			break;
+		end = h->n - first < 4 ? h->n : (uint32_t)first + 4;
+		best = (uint32_t)first;
+		for (uint32_t c = best + 1; c < end; c++)
+			if (heap_before(h->key[c], h->val[c], h->key[best], h->val[best]))
+				best = c;
+		if (!heap_before(h->key[best], h->val[best], key, val))
+			break;
+		heap_place(q, h, pos, h->key[best], h->val[best]);
+		pos = best;
+	}
+	heap_place(q, h, pos, key, val);
+}
+
+static void
+heap_resize(struct heap *h, uint32_t cap)
+{
+	h->key = xrealloc(h->key, (size_t)cap * sizeof(*h->key));
+	h->val = xrealloc(h->val, (size_t)cap * sizeof(*h->val));
+	h->cap = cap;
+}
+
+static void
+heap_push(struct queue *q, struct heap *h, uint64_t key, uint32_t val)
+{
+	if (h->n == h->cap)
+		heap_resize(h, h->cap ? 2 * h->cap : HEAP_MIN);
+	h->n++;
+	heap_sift_up(q, h, h->n - 1, key, val);
+}
+
+static void
+heap_remove(struct queue *q, struct heap *h, uint32_t pos)
+{
+	uint32_t last = --h->n;
+
+	if (pos != last) {
+		uint64_t key = h->key[last];
+		uint32_t val = h->val[last];
+
+		if (pos > 0 && heap_before(key, val, h->key[(pos - 1) / 4], h->val[(pos - 1) / 4]))
+			heap_sift_up(q, h, pos, key, val);
+		else
+			heap_sift_down(q, h, pos, key, val);
+	}
+	/* A destination that drained a large backlog gives the memory back. */
+	if (h->n == 0) {
+		free(h->key);
+		free(h->val);
+		*h = (struct heap){0};
+	} else if (h->cap > 64 && h->n < h->cap / 4) {
+		heap_resize(h, h->cap / 2);
+	}
+}
+
+static void
+heap_update(struct queue *q, struct heap *h, uint32_t pos, uint64_t key)
+{
+	uint32_t val = h->val[pos];
+
+	if (key < h->key[pos])
+		heap_sift_up(q, h, pos, key, val);
+	else
+		heap_sift_down(q, h, pos, key, val);
+}
+
+/* ---- Destinations ---- */
+
+static uint64_t
+name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+static struct queue_dest *
+dest_lookup(const struct queue *q, const char *name, uint64_t h)
+{
+	struct queue_dest *d = q->name_bucket[h & q->name_mask];
+
+	while (d != NULL && (d->hash != h || strcmp(d->name, name) != 0))
+		d = d->hnext;
+	return d;
+}
+
+static void
+name_index_resize(struct queue *q, uint32_t nbuckets)
+{
+	struct queue_dest **b = xcalloc(nbuckets, sizeof(*b));
+
+	for (uint32_t i = 0; i < q->ndests_slots; i++) {
+		struct queue_dest *d = q->dests[i];
+
+		if (d == NULL)
+			continue;
+		d->hnext = b[d->hash & (nbuckets - 1)];
+		b[d->hash & (nbuckets - 1)] = d;
+	}
+	free(q->name_bucket);
+	q->name_bucket = b;
+	q->name_mask = nbuckets - 1;
+}
+
+static struct queue_dest *
+dest_get(struct queue *q, const char *name)
+{
+	uint64_t h = name_hash(name);
+	struct queue_dest *d = dest_lookup(q, name, h);
+	struct queue_dest **b;
+
+	if (d != NULL)
+		return d;
+	d = xcalloc(1, sizeof(*d));
+	d->name = xstrdup(name);
+	d->hash = h;
+	d->due_pos = NIL;
+	list_init(&d->ready);
+	d->state = QUEUE_DEST_ALIVE;
+	d->window = q->opt.initial_window;
+	if (q->ndest_free > 0) {
+		d->idx = q->dest_free[--q->ndest_free];
+	} else {
+		if (q->ndests_slots == q->dests_cap) {
+			q->dests_cap = q->dests_cap ? 2 * q->dests_cap : 64;
+			q->dests = xrealloc(q->dests, q->dests_cap * sizeof(*q->dests));
+		}
+		d->idx = q->ndests_slots++;
+	}
+	q->dests[d->idx] = d;
+	b = &q->name_bucket[h & q->name_mask];
+	d->hnext = *b;
+	*b = d;
+	if (++q->ndests > q->name_mask + 1)
+		name_index_resize(q, 2 * (q->name_mask + 1));
+	return d;
+}
+
+static void
+dest_set_state(struct queue *q, struct queue_dest *d, uint8_t state)
+{
+	if (d->state == QUEUE_DEST_DEAD)
+		q->ndead--;
+	if (state == QUEUE_DEST_DEAD)
+		q->ndead++;
+	d->state = state;
+}
+
+static void
+dest_free(struct queue *q, struct queue_dest *d)
+{
+	struct queue_dest **p = &q->name_bucket[d->hash & q->name_mask];
+
+	while (*p != d)
+		p = &(*p)->hnext;
+	*p = d->hnext;
+	dest_set_state(q, d, QUEUE_DEST_ALIVE); /* keeps ndead right */
+	q->dests[d->idx] = NULL;
+	if (q->ndest_free == q->dest_free_cap) {
+		q->dest_free_cap = q->dest_free_cap ? 2 * q->dest_free_cap : 64;
+		q->dest_free = xrealloc(q->dest_free, q->dest_free_cap * sizeof(*q->dest_free));
+	}
+	q->dest_free[q->ndest_free++] = d->idx;
+	q->ndests--;
+	free(d->sched.key);
+	free(d->sched.val);
+	free(d->name);
+	free(d);
+}
+
+/* Connections allowed at once now. */
+static uint32_t
+dest_window(const struct queue_dest *d)
+{
+	switch (d->state) {
+	case QUEUE_DEST_DEAD:
+		return 0;
+	case QUEUE_DEST_PROBE:
+		return 1;
+	default:
+		return d->window;
+	}
+}
+
+static void
+ring_append(struct queue *q, struct queue_dest *d)
+{
+	d->rr_next = NULL;
+	d->rr_prev = q->rr_tail;
+	if (q->rr_tail != NULL)
+		q->rr_tail->rr_next = d;
+	else
+		q->rr_head = d;
+	q->rr_tail = d;
+	d->in_ring = true;
+}
+
+static void
+ring_unlink(struct queue *q, struct queue_dest *d)
+{
+	if (d->rr_prev != NULL)
+		d->rr_prev->rr_next = d->rr_next;
+	else
+		q->rr_head = d->rr_next;
+	if (d->rr_next != NULL)
+		d->rr_next->rr_prev = d->rr_prev;
+	else
+		q->rr_tail = d->rr_prev;
+	d->rr_prev = d->rr_next = NULL;
+	d->in_ring = false;
+}
+
+/* After any change to d: put it where its state says it belongs. In the due heap when it has
+ * scheduled items and room in its ready queue (keyed by its earliest item), or is dead (keyed
+ * by the end of its cooldown if that comes first); in the ring when
+ * it has ready items and a free slot; freed when nothing refers to it and it has no dead-site
+ * memory worth keeping (as Postfix's qmgr drops an empty queue unless it is dead). The caller
+ * must not touch d afterwards unless it holds a slot or an item of d. */
+static void
+dest_update(struct queue *q, struct queue_dest *d)
+{
+	bool wake = d->sched.n > 0 && d->ready.n < q->opt.ready_max;
+	bool runnable = d->ready.n > 0 && d->slots < dest_window(d);
+	uint64_t key = d->sched.n > 0 ? d->sched.key[0] : UINT64_MAX;
+
+	if (d->sched.n == 0 && d->ready.n == 0 && d->active == 0 && d->expiring == 0 &&
+	    d->slots == 0 && !(d->state == QUEUE_DEST_DEAD && q->now_us < d->dead_until)) {
+		if (d->due_pos != NIL)
+			heap_remove(q, &q->due, d->due_pos);
+		if (d->in_ring)
+			ring_unlink(q, d);
+		dest_free(q, d);
+		return;
+	}
+	if (d->state == QUEUE_DEST_DEAD) {
+		/* Woken at the end of the cooldown even with nothing scheduled: to probe, or to
+		 * be forgotten. */
+		wake = true;
+		if (d->dead_until < key)
+			key = d->dead_until;
+	}
+	if (wake) {
+		if (d->due_pos == NIL)
+			heap_push(q, &q->due, key, d->idx);
+		else if (q->due.key[d->due_pos] != key)
+			heap_update(q, &q->due, d->due_pos, key);
+	} else if (d->due_pos != NIL) {
+		heap_remove(q, &q->due, d->due_pos);
+		d->due_pos = NIL;
+	}
+	if (runnable && !d->in_ring)
+		ring_append(q, d);
+	else if (!runnable && d->in_ring)
+		ring_unlink(q, d);
+}
+
+static void
+note_now(struct queue *q, uint64_t now_us)
+{
+	if (now_us > q->now_us)
+		q->now_us = now_us;
+}
+
+static void
+schedule(struct queue *q, struct queue_dest *d, struct queue_item *it, uint64_t when_us)
+{
+	item_set_state(q, it, QUEUE_ITEM_SCHEDULED);
+	heap_push(q, &d->sched, when_us, it->self);
+}
+
+static void
+expire_aside(struct queue *q, struct queue_dest *d, struct queue_item *it)
+{
+	item_set_state(q, it, QUEUE_ITEM_EXPIRING);
+	list_append(q, &q->expiring, it);
+	d->expiring++;
+}
+
+/* Hold an item of a dead destination until the end of its cooldown, without counting an
+ * attempt; or set it aside as expired when its lifetime ends before that. */
+static void
+hold_or_expire(struct queue *q, struct queue_dest *d, struct queue_item *it)
+{
+	if (d->dead_until > item_expires_us(it))
+		expire_aside(q, d, it);
+	else
+		schedule(q, d, it, d->dead_until);
+}
+
+static void
+dest_kill(struct queue *q, struct queue_dest *d, uint64_t now_us)
+{
+	uint64_t cooldown = q->opt.dead_cooldown_us, max = q->opt.dead_cooldown_max_us;
+	struct queue_item *it;
+
+	for (uint32_t i = 0; i < d->deaths && cooldown < max; i++)
+		cooldown = cooldown > max / 2 ? max : 2 * cooldown;
+	if (cooldown > max)
+		cooldown = max;
+	if (d->deaths < UINT32_MAX)
+		d->deaths++;
+	d->dead_until = now_us > UINT64_MAX - cooldown ? UINT64_MAX : now_us + cooldown;
+	dest_set_state(q, d, QUEUE_DEST_DEAD);
+	while ((it = list_pop(q, &d->ready)) != NULL)
+		hold_or_expire(q, d, it);
+}
+
+/* ---- The queue ---- */
+
+void
+queue_options_default(struct queue_options *o)
+{
+	*o = (struct queue_options){
+	    .ready_max = DEF_QUEUE_READY_MAX,
+	    .batch_max = DEF_QUEUE_BATCH_MAX,
+	    .initial_window = DEF_QUEUE_INITIAL_WINDOW,
+	    .max_window = DEF_QUEUE_MAX_WINDOW,
+	    .dead_after = DEF_QUEUE_DEAD_AFTER,
+	    .dead_cooldown_us = DEF_QUEUE_DEAD_COOLDOWN_S * USEC,
+	    .dead_cooldown_max_us = DEF_QUEUE_DEAD_COOLDOWN_MAX_S * USEC,
+	    .advance_max = DEF_QUEUE_ADVANCE_MAX,
+	    .seed = 0,
+	};
+	retry_schedule_default(&o->retry);
+}
+
+static const char *
+options_check(const struct queue_options *o)
+{
+	if (o->ready_max == 0)
+		return "ready_max must be at least 1";
+	if (o->batch_max == 0)
+		return "batch_max must be at least 1";
+	if (o->initial_window == 0)
+		return "initial_window must be at least 1";
+	if (o->max_window < o->initial_window)
+		return "max_window must be at least initial_window";
+	if (o->dead_after == 0)
+		return "dead_after must be at least 1";
+	if (o->dead_cooldown_us == 0)
+		return "dead_cooldown must be more than 0";
+	if (o->dead_cooldown_max_us < o->dead_cooldown_us)
+		return "dead_cooldown_max must be at least dead_cooldown";
+	if (o->advance_max == 0)
+		return "advance_max must be at least 1";
+	if (o->retry.n == 0 || o->retry.n > QUEUE_RETRY_MAX)
+		return "the retry schedule needs 1 to 16 intervals";
+	for (unsigned i = 0; i < o->retry.n; i++)
+		if (o->retry.interval_us[i] == 0)
+			return "a retry interval must be more than 0";
+	if (o->retry.jitter_pct > LIM_RETRY_JITTER_PCT_MAX)
+		return "retry jitter must be at most 50%";
+	return NULL;
+}
+
+struct queue *
+queue_new(const struct queue_options *o, char *err, size_t errlen)
+{
+	const char *why = options_check(o);
+	struct queue *q;
+
+	if (why != NULL) {
+		snprintf(err, errlen, "queue: %s", why);
+		return NULL;
+	}
+	q = xcalloc(1, sizeof(*q));
+	q->opt = *o;
+	queue_rng_seed(&q->rng, o->seed);
+	q->free_head = NIL;
+	list_init(&q->expiring);
+	id_index_resize(q, IDX_BUCKETS_MIN);
+	q->name_bucket = xcalloc(NAME_BUCKETS_MIN, sizeof(*q->name_bucket));
+	q->name_mask = NAME_BUCKETS_MIN - 1;
+	return q;
+}
+
+void
+queue_free(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	for (uint32_t i = 0; i < q->ndests_slots; i++) {
+		struct queue_dest *d = q->dests[i];
+
+		if (d != NULL) {
+			free(d->sched.key);
+			free(d->sched.val);
+			free(d->name);
+			free(d);
+		}
+	}
+	for (uint32_t i = 0; i < q->nchunks; i++)
+		free(q->chunks[i]);
+	free(q->chunks);
+	free(q->idx_bucket);
+	free(q->dests);
+	free(q->dest_free);
+	free(q->name_bucket);
+	free(q->due.key);
+	free(q->due.val);
+	free(q);
+}
+
+int
+queue_add(struct queue *q, const char *id, const char *dest, uint64_t received_us,
+          uint64_t next_attempt_us, unsigned attempts)
+{
+	uint8_t raw[ID_BYTES];
+	struct queue_dest *d;
+	struct queue_item *it;
+
+	if (id_decode(id, raw) < 0 || dest == NULL || *dest == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	d = dest_get(q, dest);
+	if (id_queued(q, raw, d->idx)) {
+		dest_update(q, d); /* frees it if it was made just now */
+		errno = EEXIST;
+		return -1;
+	}
+	it = item_alloc(q);
+	memcpy(it->id, raw, ID_BYTES);
+	it->dest = d->idx;
+	it->expire_s = expire_seconds(retry_expires_us(&q->opt.retry, received_us));
+	it->attempts = attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)attempts;
+	id_link(q, it);
+	schedule(q, d, it, next_attempt_us);
+	dest_update(q, d);
+	return 0;
+}
+
+/* Take an item out of the queue wherever it is; one being delivered is only marked. */
+static void
+item_drop(struct queue *q, struct queue_item *it)
+{
+	struct queue_dest *d = q->dests[it->dest];
+
+	switch (it->state) {
+	case QUEUE_ITEM_SCHEDULED:
+		heap_remove(q, &d->sched, it->link);
+		break;
+	case QUEUE_ITEM_READY:
+		list_unlink(q, &d->ready, it);
+		break;
+	case QUEUE_ITEM_EXPIRING:
+		list_unlink(q, &q->expiring, it);
+		d->expiring--;
+		break;
+	default: /* QUEUE_ITEM_ACTIVE */
+		it->flags |= ITEM_CANCELLED;
+		return;
+	}
+	item_free(q, it);
+	dest_update(q, d);
+}
+
+int
+queue_remove(struct queue *q, const char *id)
+{
+	uint8_t raw[ID_BYTES];
+	uint32_t i;
+	int n = 0;
+
+	if (id_decode(id, raw) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = q->idx_bucket[id_hash(raw) & q->idx_mask]; i != NIL;) {
+		struct queue_item *it = item_at(q, i);
+
+		i = it->hnext; /* before item_drop() frees it */
+		if (memcmp(it->id, raw, ID_BYTES) == 0) {
+			item_drop(q, it);
+			n++;
+		}
+	}
+	return n;
+}
+
+uint64_t
+queue_next_due_us(const struct queue *q)
+{
+	if (q->expiring.n > 0 || q->rr_head != NULL)
+		return 0;
+	return q->due.n > 0 ? q->due.key[0] : UINT64_MAX;
+}
+
+void
+queue_advance(struct queue *q, uint64_t now_us)
+{
+	unsigned budget = q->opt.advance_max;
+
+	note_now(q, now_us);
+	/* Each pass leaves the destination out of the heap (ready queue full, nothing scheduled)
+	 * or keyed after now, so the loop visits each woken destination once, unless the budget
+	 * runs out first. */
+	while (q->due.n > 0 && q->due.key[0] <= now_us && budget > 0) {
+		struct queue_dest *d = q->dests[q->due.val[0]];
+		struct heap *h = &d->sched;
+
+		if (d->state == QUEUE_DEST_DEAD && now_us >= d->dead_until)
+			dest_set_state(q, d, QUEUE_DEST_PROBE);
+		if (d->state == QUEUE_DEST_DEAD) {
+			for (; budget > 0 && h->n > 0 && h->key[0] <= now_us; budget--) {
+				struct queue_item *it = item_at(q, h->val[0]);
+
+				if (d->dead_until > item_expires_us(it)) {
+					heap_remove(q, h, 0);
+					expire_aside(q, d, it);
+				} else {
+					heap_update(q, h, 0, d->dead_until);
+				}
+			}
+		} else {
+			for (; budget > 0 && d->ready.n < q->opt.ready_max && h->n > 0 &&
+			       h->key[0] <= now_us;
+			     budget--) {
+				struct queue_item *it = item_at(q, h->val[0]);
+
+				heap_remove(q, h, 0);
+				item_set_state(q, it, QUEUE_ITEM_READY);
+				list_append(q, &d->ready, it);
+			}
+		}
+		dest_update(q, d);
+	}
+}
+
+static size_t
+take_ready(struct queue *q, struct queue_dest *d, struct queue_item **items, size_t max)
+{
+	struct queue_item *it;
+	size_t n = 0;
+
+	while (n < max && (it = list_pop(q, &d->ready)) != NULL) {
+		item_set_state(q, it, QUEUE_ITEM_ACTIVE);
+		d->active++;
+		items[n++] = it;
+	}
+	return n;
+}
+
+size_t
+queue_take(struct queue *q, uint64_t now_us, struct queue_batch *b, struct queue_item **items,
+           size_t cap)
+{
+	size_t max = cap < q->opt.batch_max ? cap : q->opt.batch_max;
+	struct queue_dest *d;
+	struct queue_item *it;
+
+	*b = (struct queue_batch){.work = QUEUE_WORK_NONE};
+	if (max == 0)
+		return 0;
+	queue_advance(q, now_us);
+	if (q->expiring.n > 0) {
+		/* Bouncing costs no connection slot; do it before anything waits on one. */
+		while (b->n < max && (it = list_pop(q, &q->expiring)) != NULL) {
+			d = q->dests[it->dest];
+			d->expiring--;
+			d->active++;
+			item_set_state(q, it, QUEUE_ITEM_ACTIVE);
+			items[b->n++] = it;
+		}
+		b->work = QUEUE_WORK_EXPIRE;
+		return b->n;
+	}
+	if ((d = q->rr_head) == NULL)
+		return 0;
+	/* Round robin: served now, d goes to the back of the ring (dest_update) if it still has
+	 * ready items and a free slot. */
+	ring_unlink(q, d);
+	b->n = take_ready(q, d, items, max);
+	d->slots++;
+	b->work = QUEUE_WORK_DELIVER;
+	b->dest = d;
+	dest_update(q, d);
+	return b->n;
+}
+
+size_t
+queue_take_more(struct queue *q, struct queue_dest *d, uint64_t now_us, struct queue_item **items,
+                size_t cap)
+{
+	size_t n, max = cap < q->opt.batch_max ? cap : q->opt.batch_max;
+
+	if (d->slots == 0)
+		fatal("queue_take_more: no connection slot held for %s", d->name);
+	queue_advance(q, now_us);
+	if (d->state == QUEUE_DEST_DEAD)
+		return 0;
+	n = take_ready(q, d, items, max);
+	dest_update(q, d);
+	return n;
+}
+
+enum queue_dest_state
+queue_feedback(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint64_t now_us)
+{
+	enum queue_dest_state state;
+
+	note_now(q, now_us);
+	switch (conn) {
+	case QUEUE_CONN_OK:
+		/* The site answers: a dead or probed destination is alive again and reopens
+		 * slowly from the initial window (Postfix's "slow open" after unthrottling). */
+		d->fails = 0;
+		if (d->state != QUEUE_DEST_ALIVE) {
+			dest_set_state(q, d, QUEUE_DEST_ALIVE);
+			d->window = q->opt.initial_window;
+			d->deaths = 0;
+			d->dead_until = 0;
+		} else if (d->window < q->opt.max_window) {
+			d->window++;
+		}
+		break;
+	case QUEUE_CONN_FAILED:
+		if (d->fails < UINT32_MAX)
+			d->fails++;
+		if (d->state == QUEUE_DEST_PROBE) {
+			dest_kill(q, d, now_us);
+		} else if (d->state == QUEUE_DEST_ALIVE) {
+			if (d->window > 1)
+				d->window--;
+			if (d->fails >= q->opt.dead_after)
+				dest_kill(q, d, now_us);
+		}
+		/* Already dead: the failures of connections opened before it died change
+		 * nothing. */
+		break;
+	case QUEUE_CONN_NONE:
+		break;
+	}
+	state = d->state;
+	dest_update(q, d);
+	return state;
+}
+
+void
+queue_release(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint64_t now_us)
+{
+	if (d->slots == 0)
+		fatal("queue_release: no connection slot held for %s", d->name);
+	if (conn != QUEUE_CONN_NONE)
+		queue_feedback(q, d, conn, now_us);
+	note_now(q, now_us);
+	d->slots--;
+	dest_update(q, d);
+}
+
+enum queue_fate
+queue_item_done(struct queue *q, struct queue_item *it, enum queue_outcome outcome, uint64_t now_us,
+                uint64_t *next_us)
+{
+	enum queue_fate fate = QUEUE_FATE_REMOVED;
+	struct queue_dest *d;
+	uint64_t next = 0;
+
+	if (it->state != QUEUE_ITEM_ACTIVE)
+		fatal("queue_item_done: item %u was not taken", it->self);
+	note_now(q, now_us);
+	d = q->dests[it->dest];
+	d->active--;
+	switch (outcome) {
+	case QUEUE_DELIVERED:
+		d->delivered++;
+		break;
+	case QUEUE_BOUNCED:
+		d->bounced++;
+		break;
+	case QUEUE_EXPIRED:
+		d->expired++;
+		break;
+	case QUEUE_DEFERRED:
+		d->deferred++;
+		if (it->attempts < UINT16_MAX)
+			it->attempts++;
+		if (it->flags & ITEM_CANCELLED)
+			break;
+		next = retry_next(&q->opt.retry, it->attempts, now_us, &q->rng);
+		if (next > item_expires_us(it)) {
+			d->expired++;
+			fate = QUEUE_FATE_EXPIRED;
+			break;
+		}
+		schedule(q, d, it, next);
+		fate = QUEUE_FATE_RESCHEDULED;
+		break;
+	case QUEUE_UNTRIED:
+		if (it->flags & ITEM_CANCELLED)
+			break;
+		next = now_us;
+		schedule(q, d, it, next);
+		fate = QUEUE_FATE_RESCHEDULED;
+		break;
+	default:
+		fatal("queue_item_done: unknown outcome %d", (int)outcome);
+	}
+	if (fate == QUEUE_FATE_RESCHEDULED) {
+		if (next_us != NULL)
+			*next_us = next;
+	} else {
+		item_free(q, it);
+	}
+	dest_update(q, d);
+	return fate;
+}
+
+/* ---- Looking inside ---- */
+
+void
+queue_item_id(const struct queue_item *it, char id[QUEUE_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < ID_BYTES; i++) {
+		id[2 * i] = hex[it->id[i] >> 4];
+		id[2 * i + 1] = hex[it->id[i] & 0xf];
+	}
+	id[QUEUE_ID_LEN] = '\0';
+}
+
+unsigned
+queue_item_attempts(const struct queue_item *it)
+{
+	return it->attempts;
+}
+
+uint64_t
+queue_item_expires_us(const struct queue_item *it)
+{
+	return item_expires_us(it);
+}
+
+struct queue_dest *
+queue_item_dest(const struct queue *q, const struct queue_item *it)
+{
+	return q->dests[it->dest];
+}
+
+const char *
+queue_dest_name(const struct queue_dest *d)
+{
+	return d->name;
+}
+
+struct queue_dest *
+queue_dest_find(const struct queue *q, const char *name)
+{
+	return dest_lookup(q, name, name_hash(name));
+}
+
+void
+queue_dest_stats(const struct queue *q, const struct queue_dest *d, struct queue_dest_stats *st)
+{
+	/* A cooldown that ended since the last advance is shown as over (probing), as the
+	 * next advance will make it. */
+	bool over = d->state == QUEUE_DEST_DEAD && q->now_us >= d->dead_until;
+
+	*st = (struct queue_dest_stats){
+	    .name = d->name,
+	    .state = over ? QUEUE_DEST_PROBE : d->state,
+	    .scheduled = d->sched.n,
+	    .ready = d->ready.n,
+	    .active_items = d->active,
+	    .expiring = d->expiring,
+	    .slots = d->slots,
+	    .window = over ? 1 : dest_window(d),
+	    .failures = d->fails,
+	    .next_due_us = d->sched.n > 0 ? d->sched.key[0] : UINT64_MAX,
+	    .dead_until_us = d->state == QUEUE_DEST_DEAD && !over ? d->dead_until : 0,
+	    .delivered = d->delivered,
+	    .deferred = d->deferred,
+	    .bounced = d->bounced,
+	    .expired = d->expired,
+	};
+}
+
+void
+queue_stats(const struct queue *q, struct queue_stats *st)
+{
+	uint64_t mem = sizeof(*q);
+
+	mem += (uint64_t)q->nchunks * CHUNK_ITEMS * sizeof(struct queue_item);
+	mem += (uint64_t)q->chunks_cap * sizeof(*q->chunks);
+	mem += ((uint64_t)q->idx_mask + 1) * sizeof(*q->idx_bucket);
+	mem += ((uint64_t)q->name_mask + 1) * sizeof(*q->name_bucket);
+	mem += (uint64_t)q->dests_cap * sizeof(*q->dests);
+	mem += (uint64_t)q->dest_free_cap * sizeof(*q->dest_free);
+	mem += (uint64_t)q->due.cap * (sizeof(*q->due.key) + sizeof(*q->due.val));
+	for (uint32_t i = 0; i < q->ndests_slots; i++) {
+		const struct queue_dest *d = q->dests[i];
+
+		if (d != NULL)
+			mem += sizeof(*d) + strlen(d->name) + 1 +
+			       (uint64_t)d->sched.cap *
+			           (sizeof(*d->sched.key) + sizeof(*d->sched.val));
+	}
+	*st = (struct queue_stats){
+	    .scheduled = q->count[QUEUE_ITEM_SCHEDULED],
+	    .ready = q->count[QUEUE_ITEM_READY],
+	    .active = q->count[QUEUE_ITEM_ACTIVE],
+	    .expiring = q->count[QUEUE_ITEM_EXPIRING],
+	    .dests = q->ndests,
+	    .dead_dests = q->ndead,
+	    .memory_bytes = mem,
+	    .item_size = sizeof(struct queue_item),
+	};
+	st->items = st->scheduled + st->ready + st->active + st->expiring;
+}
+
+void
+queue_foreach_item(const struct queue *q, queue_item_fn *fn, void *arg)
+{
+	for (uint32_t i = 0; i < q->nslots; i++) {
+		const struct queue_item *it = item_at(q, i);
+		const struct queue_dest *d;
+		struct queue_item_info info;
+
+		if (it->state == ITEM_FREE)
+			continue;
+		d = q->dests[it->dest];
+		queue_item_id(it, info.id);
+		info.dest = d->name;
+		info.state = it->state;
+		info.attempts = it->attempts;
+		info.next_attempt_us =
+		    it->state == QUEUE_ITEM_SCHEDULED ? d->sched.key[it->link] : 0;
+		info.expires_us = item_expires_us(it);
+		if (!fn(arg, &info))
+			return;
+	}
+}
+
+void
+queue_foreach_dest(const struct queue *q, queue_dest_fn *fn, void *arg)
+{
+	for (uint32_t i = 0; i < q->ndests_slots; i++) {
+		struct queue_dest_stats st;
+
+		if (q->dests[i] == NULL)
+			continue;
+		queue_dest_stats(q, q->dests[i], &st);
+		if (!fn(arg, &st))
+			return;
+	}
+}

@@ -1,0 +1,303 @@
+/* queue/queue.h - the delivery scheduler: which messages go where next, and when a deferred
+ * one is tried again.
+ *
+ * Pure logic in the spirit of Postfix's qmgr: no I/O, no threads, no clock, no hidden
+ * randomness. Time is passed in (now_us: wall clock in microseconds, the unit of the spool's
+ * next-attempt times) and randomness comes from a seedable generator, so every decision
+ * replays on a fake clock in a unit test. The delivery engine drives it from one event loop:
+ *
+ *	queue_add()          each (message, destination) to deliver: at reception, at restart
+ *	queue_next_due_us()  when to fire the loop's one timer (never a poll, never a scan)
+ *	queue_take()         a batch of items for one new connection, or expired items to bounce
+ *	queue_feedback()     the connection's fate: the site answered, or could not be reached
+ *	queue_item_done()    each item's outcome: delivered, deferred, bounced
+ *	queue_release()      the connection is gone, its slot is free
+ *
+ * An item is one message's recipients at one destination (a message for three domains is
+ * three items with the same id). It costs 40 bytes plus its share of the heaps and the id
+ * index: about 60 bytes in all (docs/queue.md has the measurement). Envelopes and bodies stay
+ * in the spool; the engine reads them when it takes an item.
+ *
+ * Each destination has a scheduled queue (a 4-ary heap by next attempt time) and a ready queue
+ * (FIFO of due items) bounded by ready_max: when it is full, due items stay scheduled and the
+ * destination stops being woken until a take makes room. A heap of destinations keyed by their
+ * earliest scheduled item gives the next due time. Destinations with ready items and a free
+ * connection slot wait in a round-robin ring, so a huge destination does not starve others.
+ *
+ * Per destination: a concurrency window (connections at once) opens at initial_window, grows
+ * by one per connection that reached the site, up to max_window, and shrinks by one per
+ * connection that failed. After dead_after consecutive failures the destination is dead for a
+ * cooldown (doubling per consecutive death, up to dead_cooldown_max): its items are not offered
+ * but held to the end of the cooldown without counting an attempt, or expired if that end
+ * falls after their lifetime. Then one connection probes it: reaching the site revives it at
+ * the initial window, failing kills it again for longer.
+ *
+ * Complexity (n items, m items of one destination, d destinations, k items returned):
+ *	queue_add                   O(log m + log d), amortized (id index and arrays double)
+ *	queue_remove                O(log m + log d) per item with that id
+ *	queue_next_due_us           O(1)
+ *	queue_advance               O(log m + log d) per item moved or held, at most advance_max
+ *	                            items per call; O(1) when nothing is due
+ *	queue_take, queue_take_more O(k + log d), plus the advance they start with
+ *	queue_item_done             O(log m + log d)
+ *	queue_feedback, release     O(log d); killing a destination: O(r log m), r = its ready items
+ *	queue_foreach_*, stats      O(n) / O(d), for the CLI and metrics
+ *
+ * Item storage is not returned mid-run: it grows in chunks of 65,536 items, reused through a
+ * free list. Heaps shrink as they drain; an empty destination is freed.
+ *
+ * Thread-safety: none. A struct queue belongs to one event loop.
+ */
+#ifndef DROVER_QUEUE_H
+#define DROVER_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Ids are the spool's: 24 hex digits (spool.h SPOOL_ID_LEN), kept as 12 raw bytes. */
+#define QUEUE_ID_LEN 24
+
+/* ---- Defaults: every setting named, with its reason; conf/ takes them from here ---- */
+
+/* Retries: 5, 10, 20, 40 minutes, then hourly. Postfix backs off from 300 s to 4000 s; the
+ * doubling reaches a greylisting server (typically 5-15 min) early, and hourly retries after
+ * that keep a deferred backlog from hammering a receiver that is throttling us. */
+#define DEF_RETRY_INTERVALS_S 300, 600, 1200, 2400, 3600
+/* ±10 %: messages deferred in one burst (a provider throttling a campaign) come back spread
+ * over a minute or more instead of all at once, without drifting far from the schedule. */
+#define DEF_RETRY_JITTER_PCT 10
+/* Beyond ±50 % the schedule would lose its order (a 5 min retry after a 10 min one). */
+#define LIM_RETRY_JITTER_PCT_MAX 50
+/* Postfix's maximal_queue_lifetime and RFC 5321 §4.5.4.1's "at least 4-5 days". */
+#define DEF_QUEUE_LIFETIME_S (5 * 24 * 3600)
+/* Due items kept ready per destination: enough for several connections' batches; the rest
+ * wait in the scheduled queue (Postfix's qmgr_message_active_limit plays this role). */
+#define DEF_QUEUE_READY_MAX 1000
+/* Items per take = messages per connection (DESIGN.md max_messages_per_connection); Postfix
+ * delivers up to 50 recipients per transaction, and reuse makes a connection worth more. */
+#define DEF_QUEUE_BATCH_MAX 100
+/* A new destination gets 2 connections until it has shown it answers (Postfix starts at 5
+ * for all transports; mailbox providers punish bursts from unknown senders). */
+#define DEF_QUEUE_INITIAL_WINDOW 2
+/* Postfix's default_destination_concurrency_limit. */
+#define DEF_QUEUE_MAX_WINDOW 20
+/* Consecutive failed connections before the destination is held back (Postfix declares a
+ * site dead after a cohort of failures at concurrency 1; 5 tolerates one bad MX host). */
+#define DEF_QUEUE_DEAD_AFTER 5
+/* First hold-back: Postfix's minimal_backoff_time, after which it unthrottles a dead site. */
+#define DEF_QUEUE_DEAD_COOLDOWN_S 300
+/* Doubling stops at an hour, the retry schedule's own final interval. */
+#define DEF_QUEUE_DEAD_COOLDOWN_MAX_S 3600
+/* Items moved or held per queue_advance call: a few milliseconds of work, so that a restart with a
+ * million due items or a dead destination holding a million does not stall the event loop;
+ * the rest is done at the next call (queue_next_due_us says "now"). */
+#define DEF_QUEUE_ADVANCE_MAX 10000
+/* A retry list longer than this is a typo, not a policy. */
+#define QUEUE_RETRY_MAX 16
+
+/* ---- Randomness: splitmix64, seeded by the caller (tests with a constant) ---- */
+
+struct queue_rng {
+	uint64_t state;
+};
+void queue_rng_seed(struct queue_rng *, uint64_t seed);
+uint64_t queue_rng_next(struct queue_rng *);
+/* Uniform in [0, bound), without modulo bias; bound 0 gives 0. */
+uint64_t queue_rng_below(struct queue_rng *, uint64_t bound);
+
+/* ---- Retry schedule (pure functions) ---- */
+
+struct retry_schedule {
+	unsigned n;                            /* intervals in use, 1..QUEUE_RETRY_MAX */
+	uint64_t interval_us[QUEUE_RETRY_MAX]; /* after attempt 1, 2, ... n; the last repeats */
+	unsigned jitter_pct;                   /* each wait is uniform in interval ± this % */
+	uint64_t lifetime_us;                  /* from reception to expiry; 0: never expires */
+};
+
+void retry_schedule_default(struct retry_schedule *);
+/* The wait after the given number of failed attempts (0 counts as 1), without jitter. */
+uint64_t retry_interval_us(const struct retry_schedule *, unsigned attempts);
+/* When to try again after the attempts-th attempt failed at now: now + interval ± jitter.
+ * The same rng state gives the same answer. Saturates at UINT64_MAX. */
+uint64_t retry_next(const struct retry_schedule *, unsigned attempts, uint64_t now_us,
+                    struct queue_rng *);
+/* received + lifetime (UINT64_MAX if the lifetime is 0). An item whose next attempt would come
+ * after this is expired instead of rescheduled (the engine bounces it). */
+uint64_t retry_expires_us(const struct retry_schedule *, uint64_t received_us);
+
+/* ---- The scheduler ---- */
+
+struct queue;
+struct queue_item; /* handle: valid from queue_take until queue_item_done */
+struct queue_dest; /* handle: valid while the caller holds a slot (queue_take .. release) */
+
+struct queue_options {
+	unsigned ready_max;            /* ready items per destination, >= 1 */
+	unsigned batch_max;            /* items per take, >= 1 */
+	unsigned initial_window;       /* connections at once for a new or revived destination */
+	unsigned max_window;           /* >= initial_window */
+	unsigned dead_after;           /* consecutive failed connections, >= 1 */
+	uint64_t dead_cooldown_us;     /* first hold-back, > 0 */
+	uint64_t dead_cooldown_max_us; /* >= dead_cooldown_us */
+	unsigned advance_max;          /* items moved or held per queue_advance, >= 1 */
+	struct retry_schedule retry;
+	uint64_t seed; /* for the jitter: the engine passes something random, tests a constant */
+};
+
+void queue_options_default(struct queue_options *);
+/* NULL with a message in err if an option is out of range. */
+struct queue *queue_new(const struct queue_options *, char *err, size_t errlen);
+/* Frees everything; handles held by the caller die with it. */
+void queue_free(struct queue *);
+
+/* Queue one message's recipients at one destination (the recipient domain, or any key: the
+ * exact bytes are compared, so the caller lower-cases domains). next_attempt_us in the past or
+ * 0 means as soon as possible; attempts are those already made (restart recovery). Returns 0,
+ * or -1 with errno EINVAL (id not 24 hex digits, empty destination) or EEXIST (this id is
+ * already queued for this destination). */
+int queue_add(struct queue *, const char *id, const char *dest, uint64_t received_us,
+              uint64_t next_attempt_us, unsigned attempts);
+
+/* Operator delete: every item with this id leaves the queue. Items being delivered are only
+ * marked: their queue_item_done removes them whatever the outcome. Returns the number of
+ * items removed or marked, or -1 (errno EINVAL) for a malformed id. */
+int queue_remove(struct queue *, const char *id);
+
+/* When queue_take or queue_advance next has something to do: 0 (or any time not after now)
+ * means now; UINT64_MAX means nothing that time alone will make due (empty, or waiting on
+ * slots or ready-queue room, which queue_release and queue_take free). Arm the timer for this
+ * after every call. */
+uint64_t queue_next_due_us(const struct queue *);
+
+/* Move due items into their destinations' ready queues (while there is room), hold back the
+ * due items of dead destinations, and set expired ones aside: at most advance_max items per
+ * call, the rest at the next. queue_take and queue_take_more do this themselves. */
+void queue_advance(struct queue *, uint64_t now_us);
+
+enum queue_work {
+	QUEUE_WORK_NONE = 0,
+	QUEUE_WORK_DELIVER, /* items for one new connection to dest: a slot is now held */
+	QUEUE_WORK_EXPIRE,  /* items whose lifetime ended while their destination was dead:
+	                     * bounce each as expired (QUEUE_EXPIRED); dest is NULL */
+};
+
+struct queue_batch {
+	enum queue_work work;
+	struct queue_dest *dest;
+	size_t n;
+};
+
+/* Fill items[] (at most cap, and at most batch_max) with work due now: expired items first,
+ * then the next destination in round-robin order that has ready items and a free slot in its
+ * window. Each item returned must be answered with queue_item_done; each DELIVER batch's slot
+ * with queue_release. Returns the number of items (0: nothing to do now). */
+size_t queue_take(struct queue *, uint64_t now_us, struct queue_batch *, struct queue_item **items,
+                  size_t cap);
+/* More ready items for a connection already open to dest (reuse: the caller counts messages per
+ * connection); no new slot. 0 if none, or if dest is dead. */
+size_t queue_take_more(struct queue *, struct queue_dest *, uint64_t now_us,
+                       struct queue_item **items, size_t cap);
+
+enum queue_conn {
+	QUEUE_CONN_NONE = 0, /* nothing to report (already reported, or no connection made) */
+	QUEUE_CONN_OK,       /* the site answered: greeting and EHLO accepted */
+	QUEUE_CONN_FAILED,   /* unreachable, timed out, 421 at greeting, TLS required and failed */
+};
+
+enum queue_dest_state {
+	QUEUE_DEST_ALIVE = 0,
+	QUEUE_DEST_DEAD,  /* held back until dead_until */
+	QUEUE_DEST_PROBE, /* cooldown over: one connection allowed to test it */
+};
+
+/* The connection on a slot of dest reached the site or not: feeds the window and dead-site
+ * detection. At most once per slot, while it is held (or through queue_release). Returns the
+ * destination's state afterwards, so that the engine can log a death or a revival. */
+enum queue_dest_state queue_feedback(struct queue *, struct queue_dest *, enum queue_conn,
+                                     uint64_t now_us);
+/* The slot's connection has ended (with its feedback if not given yet). dest may be freed
+ * here if nothing else refers to it: do not use the handle afterwards. */
+void queue_release(struct queue *, struct queue_dest *, enum queue_conn, uint64_t now_us);
+
+enum queue_outcome {
+	QUEUE_DELIVERED, /* every recipient of the item is done: removed */
+	QUEUE_BOUNCED,   /* permanent failure (the engine sends the DSN): removed */
+	QUEUE_EXPIRED,   /* from a QUEUE_WORK_EXPIRE batch (the engine bounces it): removed */
+	QUEUE_DEFERRED,  /* some recipient got 4xx, or the connection failed: one more attempt
+	                  * counted, rescheduled by the retry schedule, or expired */
+	QUEUE_UNTRIED,   /* never attempted (the connection ended first): due again now, no
+	                  * attempt counted */
+};
+
+enum queue_fate {
+	QUEUE_FATE_REMOVED,     /* gone from the queue (delivered, bounced, or deleted) */
+	QUEUE_FATE_RESCHEDULED, /* scheduled again at *next_us */
+	QUEUE_FATE_EXPIRED,     /* deferred past its lifetime: removed, the engine bounces it */
+};
+
+/* Report one taken item's outcome. next_us (may be NULL) receives the next attempt time when
+ * the fate is RESCHEDULED. The item handle is invalid afterwards. */
+enum queue_fate queue_item_done(struct queue *, struct queue_item *, enum queue_outcome,
+                                uint64_t now_us, uint64_t *next_us);
+
+/* ---- Looking inside (engine, CLI, metrics) ---- */
+
+/* Writes the id as 24 lower-case hex digits and a NUL. */
+void queue_item_id(const struct queue_item *, char id[QUEUE_ID_LEN + 1]);
+unsigned queue_item_attempts(const struct queue_item *);
+uint64_t queue_item_expires_us(const struct queue_item *);
+struct queue_dest *queue_item_dest(const struct queue *, const struct queue_item *);
+const char *queue_dest_name(const struct queue_dest *);
+/* NULL if the destination has nothing queued and no state worth keeping. */
+struct queue_dest *queue_dest_find(const struct queue *, const char *name);
+
+enum queue_item_state {
+	QUEUE_ITEM_SCHEDULED = 1, /* waiting for its next attempt time */
+	QUEUE_ITEM_READY,         /* due, waiting for a connection slot */
+	QUEUE_ITEM_ACTIVE,        /* taken: being delivered or bounced */
+	QUEUE_ITEM_EXPIRING,      /* expired while held back, waiting to be taken and bounced */
+};
+
+struct queue_item_info {
+	char id[QUEUE_ID_LEN + 1];
+	const char *dest;
+	enum queue_item_state state;
+	unsigned attempts;
+	uint64_t next_attempt_us; /* SCHEDULED only, else 0 */
+	uint64_t expires_us;      /* UINT64_MAX: never */
+};
+
+struct queue_dest_stats {
+	const char *name;
+	enum queue_dest_state state;
+	unsigned scheduled, ready, active_items, expiring;
+	unsigned slots;         /* connections held */
+	unsigned window;        /* connections allowed now (1 while probing, 0 while dead) */
+	unsigned failures;      /* consecutive failed connections */
+	uint64_t next_due_us;   /* earliest scheduled item, UINT64_MAX if none */
+	uint64_t dead_until_us; /* DEAD: end of the cooldown; else 0. As of the latest now_us
+	                         * the queue was given. */
+	uint64_t delivered, deferred, bounced, expired; /* item outcomes since creation */
+};
+
+struct queue_stats {
+	uint64_t items; /* = scheduled + ready + active + expiring */
+	uint64_t scheduled, ready, active, expiring;
+	uint64_t dests, dead_dests;
+	uint64_t memory_bytes; /* what the scheduler has allocated (items, heaps, indexes) */
+	unsigned item_size;    /* bytes of one item's own record (sizeof) */
+};
+
+void queue_stats(const struct queue *, struct queue_stats *);
+void queue_dest_stats(const struct queue *, const struct queue_dest *, struct queue_dest_stats *);
+
+/* Visit every item (in no particular order) or every destination; return false to stop. The
+ * queue must not be changed from inside the callback. O(n), O(d): for listings, not for the
+ * delivery path. */
+typedef bool queue_item_fn(void *arg, const struct queue_item_info *);
+typedef bool queue_dest_fn(void *arg, const struct queue_dest_stats *);
+void queue_foreach_item(const struct queue *, queue_item_fn *, void *arg);
+void queue_foreach_dest(const struct queue *, queue_dest_fn *, void *arg);
+
+#endif
