@@ -209,8 +209,8 @@ out:
 		struct spool_stats st;
 		spool_stats(srv.spool, &st);
 		log_info("spool: %llu messages committed in %llu transactions (largest batch %llu)",
-		    (unsigned long long)st.messages, (unsigned long long)st.commits,
-		    (unsigned long long)st.largest_batch);
+		         (unsigned long long)st.messages, (unsigned long long)st.commits,
+		         (unsigned long long)st.largest_batch);
 		spool_close(srv.spool);
 	}
 	if (srv.base != NULL)
@@ -273,6 +273,33 @@ struct list_ctx {
 	uint64_t count;
 };
 
+/* The RFC 3461 parameters kept for the message's DSNs, as received. */
+static json_t *
+queue_list_dsn(const struct envelope *env)
+{
+	static const char *const notify_names[] = {"NEVER", "SUCCESS", "FAILURE", "DELAY"};
+	json_t *dsn = json_object(), *rcpts = json_array();
+
+	json_object_set_new(dsn, "ret",
+	                    env->dsn_ret == SMTP_DSN_RET_FULL   ? json_string("FULL")
+	                    : env->dsn_ret == SMTP_DSN_RET_HDRS ? json_string("HDRS")
+	                                                        : json_null());
+	json_object_set_new(dsn, "envid", env->envid ? json_string(env->envid) : json_null());
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		json_t *r = json_object(), *notify = json_array();
+		for (unsigned b = 0; b < 4; b++)
+			if (env->rcpt[i].notify & (1u << b))
+				json_array_append_new(notify, json_string(notify_names[b]));
+		json_object_set_new(r, "address", json_string(env->rcpt[i].address));
+		json_object_set_new(r, "notify", notify);
+		json_object_set_new(
+		    r, "orcpt", env->rcpt[i].orcpt ? json_string(env->rcpt[i].orcpt) : json_null());
+		json_array_append_new(rcpts, r);
+	}
+	json_object_set_new(dsn, "recipients", rcpts);
+	return dsn;
+}
+
 static int
 queue_list_one(void *arg, const struct envelope *env)
 {
@@ -293,6 +320,7 @@ queue_list_one(void *arg, const struct envelope *env)
 		json_object_set_new(o, "size", json_integer((json_int_t)env->size));
 		json_object_set_new(o, "received", json_string(stamp));
 		json_object_set_new(o, "age_s", json_integer((json_int_t)age));
+		json_object_set_new(o, "dsn", queue_list_dsn(env));
 		text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		puts(text);
 		free(text);

@@ -185,18 +185,21 @@ cmd_mail(struct session *s, const struct smtp_command *cmd)
 
 	/* Parse the path allowing UTF-8 first: whether it may contain any depends on the
 	 * SMTPUTF8 parameter that follows it. */
-	if (smtp_path_parse(cmd->args, true, true, true, &path, &params, &e) < 0 ||
-	    smtp_mail_params_parse(params, &offer, &mp, &e) < 0) {
+	if (smtp_path_parse(cmd->args, true, true, true, &path, &params, &e) < 0) {
 		refuse_parse(s, "MAIL", NULL, &e);
 		return;
 	}
+	if (smtp_mail_params_parse(params, &offer, &mp, &e) < 0) {
+		refuse_parse(s, "MAIL", path.mailbox, &e);
+		return;
+	}
 	if (path.utf8 && !mp.smtputf8) {
-		refuse(s, "MAIL", NULL, true,
+		refuse(s, "MAIL", path.mailbox, true,
 		       "553 5.6.7 Error: non-ASCII sender address requires SMTPUTF8");
 		return;
 	}
 	if (mp.size_given && mp.size > s->cfg->smtp.max_message_size) {
-		refuse(s, "MAIL", NULL, false,
+		refuse(s, "MAIL", path.mailbox, false,
 		       "552 5.3.4 Error: message size %llu exceeds the limit of %llu octets",
 		       (unsigned long long)mp.size,
 		       (unsigned long long)s->cfg->smtp.max_message_size);

@@ -174,8 +174,7 @@ session_close_after_reply(struct session *s)
 }
 
 void
-session_reject_event(struct session *s, const char *command, const char *recipient,
-                     const char *reply)
+session_reject_event(struct session *s, const char *command, const char *address, const char *reply)
 {
 	json_t *f = json_object();
 
@@ -184,10 +183,13 @@ session_reject_event(struct session *s, const char *command, const char *recipie
 	json_object_set_new(f, "listener", json_string(s->listener->name));
 	if (s->helo != NULL)
 		json_object_set_new(f, "helo", json_string(s->helo));
-	if (s->txn.sender != NULL)
+	/* At MAIL the address is the refused sender; later it is a recipient. */
+	if (address != NULL && strcmp(command, "MAIL") == 0)
+		json_object_set_new(f, "sender", json_string(address));
+	else if (s->txn.sender != NULL)
 		json_object_set_new(f, "sender", json_string(s->txn.sender));
-	if (recipient != NULL)
-		json_object_set_new(f, "recipient", json_string(recipient));
+	if (address != NULL && strcmp(command, "MAIL") != 0)
+		json_object_set_new(f, "recipient", json_string(address));
 	json_object_set_new(f, "command", json_string(command));
 	json_object_set_new(f, "reply", json_string(reply));
 	eventlog_write(s->worker->ingress->log, "Rejection", f);
@@ -246,6 +248,12 @@ session_process(struct session *s)
 
 		if (s->state == S_COMMIT || s->state == S_CLOSING)
 			return;
+		/* Stopping: a message whose data was arriving has been finished (committed or
+		 * refused); now the session goes. */
+		if (s->worker->stopping && s->state != S_DATA && s->state != S_BDAT) {
+			session_shutdown(s);
+			return;
+		}
 		if (evbuffer_get_length(out) > SESSION_OUTPUT_MAX) {
 			bufferevent_disable(s->bev, EV_READ);
 			return;
@@ -277,7 +285,10 @@ session_resume(struct session *s)
 void
 session_shutdown(struct session *s)
 {
-	if (s->state == S_COMMIT || s->state == S_CLOSING)
+	/* A client in the middle of its message data may finish it within the grace period
+	 * (ingress_stop); session_process brings it here again once the message is done. */
+	if (s->state == S_COMMIT || s->state == S_CLOSING || s->state == S_DATA ||
+	    s->state == S_BDAT)
 		return;
 	session_reply(s, "421 4.3.2 %s Service shutting down, try again later", s->cfg->hostname);
 	session_close_after_reply(s);
