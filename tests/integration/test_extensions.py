@@ -309,8 +309,17 @@ def test_dsn_parameters_accepted(drover, session):
     assert session.cmd("RCPT TO:<d@dest.example> ORCPT=rfc822;d+2Bx@dest.example") == "250 2.1.5"
     r = session.send_data(b"Subject: dsn\r\n\r\nhi\r\n")
     assert r == "250 2.0.0"
-    assert queued(drover, r.queue_id)["recipients"] == [
-        "b@dest.example", "c@dest.example", "d@dest.example"]
+    msg = queued(drover, r.queue_id)
+    assert msg["recipients"] == ["b@dest.example", "c@dest.example", "d@dest.example"]
+    # Kept with the message, as received, for the DSNs sent later (RFC 3461).
+    assert msg["dsn"]["ret"] == "HDRS"
+    assert msg["dsn"]["envid"] == "QQ314159+2Bx"
+    assert msg["dsn"]["recipients"] == [
+        {"address": "b@dest.example", "notify": ["SUCCESS", "FAILURE", "DELAY"],
+         "orcpt": "rfc822;b@dest.example"},
+        {"address": "c@dest.example", "notify": ["NEVER"], "orcpt": None},
+        {"address": "d@dest.example", "notify": [], "orcpt": "rfc822;d+2Bx@dest.example"},
+    ]
 
 
 def test_dsn_ret_full_and_combined_with_size_and_body(session):
