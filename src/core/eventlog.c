@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -20,6 +21,10 @@
  * than letting a stalled disk grow memory without end. */
 #define EVENTLOG_QUEUE_MAX 100000
 #define EVENTLOG_BATCH_MAX 512
+/* Records are written at most this long after they happen: the writer sleeps between
+ * batches instead of being woken for every record (a wake-up is a context switch, per
+ * message, on a machine whose cores the SMTP loops need). */
+#define EVENTLOG_LINGER_MS 50
 
 struct eventlog_line {
 	char *text; /* ends with "\n" */
@@ -31,6 +36,7 @@ struct eventlog {
 	char *path;
 	int fd;
 	bool reopen, stopping;
+	bool idle; /* the writer waits for a first record: wake it */
 	size_t queued;
 	uint64_t dropped;
 	struct eventlog_line *head, **tail;
@@ -88,8 +94,22 @@ eventlog_thread(void *arg)
 		bool reopen, stop;
 
 		pthread_mutex_lock(&log->lock);
-		while (log->head == NULL && !log->stopping && !log->reopen)
+		while (log->head == NULL && !log->stopping && !log->reopen) {
+			log->idle = true;
 			pthread_cond_wait(&log->wake, &log->lock);
+		}
+		log->idle = false;
+		if (!log->stopping && !log->reopen && log->queued < EVENTLOG_BATCH_MAX) {
+			/* Let the batch fill; writers do not signal meanwhile. */
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += EVENTLOG_LINGER_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&log->wake, &log->lock, &until);
+		}
 		batch = log->head;
 		log->head = NULL;
 		log->tail = &log->head;
@@ -178,7 +198,10 @@ eventlog_write(struct eventlog *log, const char *type, json_t *fields)
 	*log->tail = line;
 	log->tail = &line->next;
 	log->queued++;
-	pthread_cond_signal(&log->wake);
+	if (log->idle) {
+		log->idle = false;
+		pthread_cond_signal(&log->wake);
+	}
 	pthread_mutex_unlock(&log->lock);
 }
 

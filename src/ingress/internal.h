@@ -21,7 +21,9 @@
 	     (var) = (tvar))
 #endif
 
-struct bufferevent;
+struct event;
+struct evbuffer;
+struct evconnlistener;
 struct client_table;
 
 /* A session's place in the protocol. Command states are bits for the command table. */
@@ -48,7 +50,10 @@ struct worker {
 	unsigned nsessions;
 	unsigned commits_pending; /* spool commits not yet answered */
 	bool stopping;
-	char *line; /* scratch for one command line (command_line_max + 1) */
+	char *line;                        /* scratch for one command line (command_line_max + 1) */
+	struct evconnlistener **listeners; /* one socket per configured listener */
+	struct listen_ctx *listen_ctx;
+	size_t nlisteners;
 };
 
 /* The mail transaction: MAIL .. end of data. Reset by RSET, EHLO, and after each message. */
@@ -77,7 +82,11 @@ struct session {
 	struct worker *worker;
 	const struct config *cfg;
 	const struct listener_conf *listener;
-	struct bufferevent *bev;
+	int fd;
+	struct event *ev_read, *ev_write;
+	struct evbuffer *in, *out;
+	bool reading; /* ev_read is added */
+	bool writing; /* ev_write is added: output waits for the socket */
 	struct sockaddr_storage peer;
 	char peer_ip[INET6_ADDRSTRLEN];
 	enum session_state state;
@@ -95,6 +104,7 @@ struct session {
 /* server.c */
 struct listen_ctx {
 	struct ingress *ingress;
+	struct worker *worker;
 	const struct listener_conf *conf;
 };
 
@@ -105,9 +115,6 @@ struct ingress {
 	struct eventlog *log;
 	struct worker *workers;
 	unsigned nworkers, next_worker;
-	struct evconnlistener **listeners;
-	struct listen_ctx *listen_ctx;
-	size_t nlisteners;
 	struct client_table *clients;
 	atomic_uint_fast64_t sessions_total, messages_accepted, messages_rejected, session_seq;
 };
@@ -132,7 +139,8 @@ void session_error(struct session *, const char *fmt, ...) __attribute__((format
 void session_close_after_reply(struct session *);
 void session_kill(struct session *); /* drop the connection now, reply or not */
 void session_resume(struct session *);
-void session_shutdown(struct session *); /* 421 4.3.2 and close, if idle */
+void session_read_pause(struct session *); /* until session_resume() */
+void session_shutdown(struct session *);   /* 421 4.3.2 and close, if idle */
 void session_reject_event(struct session *, const char *command, const char *recipient,
                           const char *reply);
 void session_ref(struct session *);

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "ingress/internal.h"
@@ -237,8 +236,10 @@ message_finish(struct session *s)
 	/* The spool owns the message from here and always calls back, even if the client
 	 * leaves meanwhile: the session stays alive for that callback. */
 	t->msg = NULL;
+	/* Input that arrives meanwhile stays buffered (bounded by the read watermark) and is
+	 * run after the reply: reading is not switched off, which would cost two epoll_ctl
+	 * calls per message. */
 	s->state = S_COMMIT;
-	bufferevent_disable(s->bev, EV_READ);
 	session_ref(s);
 	s->worker->commits_pending++;
 	spool_message_commit(msg, &env, t->body, message_commit_done, s);
@@ -341,7 +342,7 @@ message_feed(struct session *s, struct evbuffer *in)
 	if (t->body != NULL && t->scan.violations == 0 &&
 	    evbuffer_get_length(t->body) >= SPOOL_CHUNK_SIZE) {
 		t->chunk_in_flight = true;
-		bufferevent_disable(s->bev, EV_READ);
+		session_read_pause(s);
 		spool_message_write(t->msg, t->body, message_chunk_done, s);
 		return false;
 	}

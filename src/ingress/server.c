@@ -18,26 +18,7 @@
 
 #define LISTEN_BACKLOG 1024
 
-struct handoff {
-	int fd;
-	struct sockaddr_storage peer;
-	socklen_t len;
-	const struct listener_conf *listener;
-	struct worker *worker;
-};
-
-static void
-handoff_run(void *arg)
-{
-	struct handoff *h = arg;
-
-	if (h->worker->stopping) {
-		client_table_leave(h->worker->ingress->clients, (struct sockaddr *)&h->peer);
-		close(h->fd);
-	} else
-		session_start(h->worker, h->fd, (struct sockaddr *)&h->peer, h->len, h->listener);
-	free(h);
-}
+static void worker_unlisten(struct worker *);
 
 /* Over a session limit: the refusal replaces the greeting (RFC 5321 §3.1), written
  * straight to the new socket; if the client's window is full, it just sees the close. */
@@ -65,36 +46,48 @@ accept_refuse(struct ingress *in, int fd, const struct sockaddr *sa,
 	close(fd);
 }
 
+/* Each worker accepts on its own socket of every listener (SO_REUSEPORT: the kernel spreads
+ * connections), so a new session costs no hand-off between threads. */
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
 	struct listen_ctx *ctx = arg;
 	struct ingress *in = ctx->ingress;
 	const struct smtp_limits *lim = &in->cfg->smtp;
-	struct handoff *h;
 	const char *why;
 
+	if (ctx->worker->stopping) {
+		close(fd);
+		return;
+	}
 	if (client_table_enter(in->clients, sa, lim->max_sessions, lim->max_sessions_per_ip, &why) <
 	    0) {
 		accept_refuse(in, fd, sa, ctx->conf, why);
 		return;
 	}
-	h = xcalloc(1, sizeof(*h));
-	h->fd = fd;
-	memcpy(&h->peer, sa, (size_t)len);
-	h->len = (socklen_t)len;
-	h->listener = ctx->conf;
-	h->worker = &in->workers[in->next_worker++ % in->nworkers];
-	mailbox_post(h->worker->mailbox, handoff_run, h);
+	session_start(ctx->worker, fd, sa, (socklen_t)len, ctx->conf);
+}
+
+static void
+accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(arg);
 }
 
 static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
+	struct listen_ctx *ctx = arg;
 	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = {.tv_sec = 1};
 
-	/* EMFILE and friends: the listener backs off by itself at the next event; say why. */
-	log_error("accept: %s", evutil_socket_error_to_string(err));
+	/* Out of descriptors (EMFILE, ENFILE) or memory: the pending connection stays in the
+	 * backlog and the socket stays readable, so accepting again at once would spin. Pause
+	 * this listener for a second, as Postfix's master does. */
+	log_error("accept on %s: %s; pausing it for 1 s", ctx->conf->address,
+	          evutil_socket_error_to_string(err));
+	evconnlistener_disable(l);
+	event_base_once(ctx->worker->base, -1, EV_TIMEOUT, accept_resume, l, &pause);
 }
 
 static void *
@@ -141,6 +134,7 @@ worker_stop(void *arg)
 
 	free(ws);
 	w->stopping = true;
+	worker_unlisten(w);
 	TAILQ_FOREACH_SAFE(s, &w->sessions, entry, next)
 	session_shutdown(s);
 	worker_check_exit(w);
@@ -148,45 +142,84 @@ worker_stop(void *arg)
 		event_base_once(w->base, -1, EV_TIMEOUT, worker_grace_expired, w, &tv);
 }
 
+/* Fails early, with the usual message, if someone already listens on the address: SO_REUSEPORT
+ * would otherwise let a second server (of the same user) share the port silently. */
 static int
-ingress_listen(struct ingress *in, char *err, size_t errlen)
+listen_probe(const struct listener_conf *lc, char *err, size_t errlen)
 {
-	const struct config *cfg = in->cfg;
+	int fd = socket(lc->sockaddr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
 
-	in->listeners = xcalloc(cfg->nlisteners, sizeof(*in->listeners));
-	in->listen_ctx = xcalloc(cfg->nlisteners, sizeof(*in->listen_ctx));
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (fd < 0 || bind(fd, (const struct sockaddr *)&lc->sockaddr, lc->socklen) < 0) {
+		snprintf(err, errlen, "listener \"%s\": cannot listen on %s: %s", lc->name,
+		         lc->address, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+worker_listen(struct worker *w, char *err, size_t errlen)
+{
+	const struct config *cfg = w->ingress->cfg;
+
+	w->listeners = xcalloc(cfg->nlisteners, sizeof(*w->listeners));
+	w->listen_ctx = xcalloc(cfg->nlisteners, sizeof(*w->listen_ctx));
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct listener_conf *lc = &cfg->listeners[i];
-		struct listen_ctx *ctx = &in->listen_ctx[i];
+		struct listen_ctx *ctx = &w->listen_ctx[i];
 
-		ctx->ingress = in;
+		ctx->ingress = w->ingress;
+		ctx->worker = w;
 		ctx->conf = lc;
-		in->listeners[i] = evconnlistener_new_bind(
-		    in->base, accept_cb, ctx,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+		w->listeners[i] = evconnlistener_new_bind(
+		    w->base, accept_cb, ctx,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+		        LEV_OPT_CLOSE_ON_EXEC,
 		    LISTEN_BACKLOG, (const struct sockaddr *)&lc->sockaddr, (int)lc->socklen);
-		if (in->listeners[i] == NULL) {
+		if (w->listeners[i] == NULL) {
 			snprintf(err, errlen, "listener \"%s\": cannot listen on %s: %s", lc->name,
 			         lc->address, strerror(errno));
 			return -1;
 		}
-		evconnlistener_set_error_cb(in->listeners[i], accept_error_cb);
-		in->nlisteners++;
-		log_info("listening on %s (listener \"%s\")", lc->address, lc->name);
+		evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
+		w->nlisteners++;
 	}
 	return 0;
 }
 
 static void
-ingress_unlisten(struct ingress *in)
+worker_unlisten(struct worker *w)
 {
-	for (size_t i = 0; i < in->nlisteners; i++)
-		evconnlistener_free(in->listeners[i]);
-	free(in->listeners);
-	free(in->listen_ctx);
-	in->listeners = NULL;
-	in->listen_ctx = NULL;
-	in->nlisteners = 0;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		evconnlistener_free(w->listeners[i]);
+	free(w->listeners);
+	free(w->listen_ctx);
+	w->listeners = NULL;
+	w->listen_ctx = NULL;
+	w->nlisteners = 0;
+}
+
+static void
+workers_free(struct ingress *in)
+{
+	for (unsigned i = 0; i < in->nworkers; i++) {
+		struct worker *w = &in->workers[i];
+
+		worker_unlisten(w); /* only left when start failed: stop frees them on the loop */
+		if (w->mailbox != NULL)
+			mailbox_free(w->mailbox);
+		if (w->base != NULL)
+			event_base_free(w->base);
+		free(w->line);
+	}
+	free(in->workers);
+	client_table_free(in->clients);
+	free(in);
 }
 
 struct ingress *
@@ -201,14 +234,13 @@ ingress_start(struct event_base *base, const struct config *cfg, struct spool *s
 	in->spool = spool;
 	in->log = log;
 	in->clients = client_table_new();
-	if (ingress_listen(in, err, errlen) < 0) {
-		ingress_unlisten(in);
-		client_table_free(in->clients);
-		free(in);
-		return NULL;
-	}
 	in->nworkers = cfg->threads ? cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	in->workers = xcalloc(in->nworkers, sizeof(*in->workers));
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (listen_probe(&cfg->listeners[i], err, errlen) < 0)
+			goto fail;
+	/* Every socket is bound before any thread runs: privileged ports are taken while we
+	 * still may, and a failure leaves nothing running. */
 	for (unsigned i = 0; i < in->nworkers; i++) {
 		struct worker *w = &in->workers[i];
 
@@ -220,33 +252,34 @@ ingress_start(struct event_base *base, const struct config *cfg, struct spool *s
 		w->mailbox = mailbox_new(w->base);
 		w->line = xmalloc(cfg->smtp.command_line_max + 1);
 		TAILQ_INIT(&w->sessions);
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-			fatal("cannot start SMTP thread %u", i);
+		if (worker_listen(w, err, errlen) < 0)
+			goto fail;
 	}
+	for (unsigned i = 0; i < in->nworkers; i++)
+		if (pthread_create(&in->workers[i].thread, NULL, worker_main, &in->workers[i]) != 0)
+			fatal("cannot start SMTP thread %u", i);
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		log_info("listening on %s (listener \"%s\")", cfg->listeners[i].address,
+		         cfg->listeners[i].name);
 	log_info("SMTP: %u threads", in->nworkers);
 	return in;
+fail:
+	workers_free(in);
+	return NULL;
 }
 
 void
 ingress_stop(struct ingress *in, unsigned grace_s)
 {
-	ingress_unlisten(in);
 	for (unsigned i = 0; i < in->nworkers; i++) {
 		struct worker_stop *ws = xmalloc(sizeof(*ws));
 		ws->worker = &in->workers[i];
 		ws->grace_s = grace_s;
 		mailbox_post(in->workers[i].mailbox, worker_stop, ws);
 	}
-	for (unsigned i = 0; i < in->nworkers; i++) {
-		struct worker *w = &in->workers[i];
-		pthread_join(w->thread, NULL);
-		mailbox_free(w->mailbox);
-		event_base_free(w->base);
-		free(w->line);
-	}
-	free(in->workers);
-	client_table_free(in->clients);
-	free(in);
+	for (unsigned i = 0; i < in->nworkers; i++)
+		pthread_join(in->workers[i].thread, NULL);
+	workers_free(in);
 }
 
 void

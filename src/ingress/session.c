@@ -1,44 +1,74 @@
 /* session.c - one SMTP connection: its I/O, its timeouts, its life and death.
  *
- * Input is read through a bufferevent with a high watermark, so a client that sends faster
- * than we process is throttled by TCP rather than by our memory. Commands are taken one
- * line at a time and handed to the command table (commands.c); message data goes to the
- * scanner (message.c). While a message is being committed no input is read at all: replies
- * to pipelined commands must come in order, and the 250 must follow the fsync.
+ * I/O is done here directly on the socket, not through a bufferevent: replies are written
+ * with one writev as soon as a batch of input has been handled, and the write event is
+ * armed only when the socket's buffer is full. That saves two epoll_ctl calls per reply
+ * and the FIONREAD before every read, a third of the server's system calls per message.
  *
- * A session is freed when its connection is gone and no spool callback is pending
- * (refs): the spool always answers a commit, even for a client that has left.
+ * Input is read up to a bound; beyond it, reading stops and TCP flow control holds the
+ * client. Commands are taken one line at a time and handed to the command table
+ * (commands.c); message data goes to the scanner (message.c). While a message is being
+ * committed, input is buffered but not run: replies to pipelined commands must come in
+ * order, and the 250 must follow the fsync.
+ *
+ * Lifetime: every entry point (I/O events, spool callbacks, shutdown) holds a reference
+ * while it runs, so a session that closes deep inside a command is freed only when the
+ * entry point returns; the spool's pending commit holds one too, because the spool always
+ * answers, even for a client that has left.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "ingress/internal.h"
 
 /* Input read ahead of processing; beyond it, TCP flow control holds the client. */
 #define SESSION_INPUT_MAX (256 * 1024)
+/* Octets taken per read(2); a read that fills it is followed by another, up to a few, so
+ * that a fast client does not monopolise the loop. */
+#define SESSION_READ_SIZE (64 * 1024)
+#define SESSION_READS_MAX 4
 /* Replies queued for a client that does not read them; beyond it, we stop reading its
  * commands until it catches up (a pipelining client cannot make us buffer without end). */
 #define SESSION_OUTPUT_MAX (64 * 1024)
 
-static void session_read_cb(struct bufferevent *, void *);
-static void session_write_cb(struct bufferevent *, void *);
-static void session_event_cb(struct bufferevent *, short, void *);
+static void session_read_cb(evutil_socket_t, short, void *);
+static void session_write_cb(evutil_socket_t, short, void *);
+static void session_flush(struct session *);
 
-static void
-session_set_timeout(struct session *s)
+static struct timeval
+session_timeout(const struct session *s)
 {
 	const struct smtp_limits *lim = &s->cfg->smtp;
 	unsigned secs = (s->state == S_DATA || s->state == S_BDAT) ? lim->data_timeout_s
 	                                                           : lim->command_timeout_s;
-	struct timeval tv = {.tv_sec = secs};
+	return (struct timeval){.tv_sec = secs};
+}
 
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+/* (Re)arms the read event with the timeout of the current state. event_add on an event
+ * already added only moves its timer: no system call. */
+static void
+session_read_on(struct session *s)
+{
+	struct timeval tv = session_timeout(s);
+
+	if (event_add(s->ev_read, &tv) == 0)
+		s->reading = true;
+}
+
+void
+session_read_pause(struct session *s)
+{
+	if (s->reading)
+		event_del(s->ev_read);
+	s->reading = false;
 }
 
 void
@@ -53,6 +83,7 @@ session_start(struct worker *w, int fd, const struct sockaddr *peer, socklen_t l
 	s->cfg = cfg;
 	s->listener = listener;
 	s->refs = 1;
+	s->fd = fd;
 	s->id = atomic_fetch_add(&w->ingress->session_seq, 1) + 1;
 	memcpy(&s->peer, peer, len);
 	addr = peer->sa_family == AF_INET6
@@ -61,25 +92,22 @@ session_start(struct worker *w, int fd, const struct sockaddr *peer, socklen_t l
 	inet_ntop(peer->sa_family, addr, s->peer_ip, sizeof(s->peer_ip));
 	s->relay_allowed = netmask_match_any(cfg->relay_networks, cfg->nrelay_networks, peer);
 	s->state = S_CONNECTED;
-
-	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
-		log_error("session: cannot create a buffer for %s", s->peer_ip);
-		evutil_closesocket(fd);
-		client_table_leave(w->ingress->clients, (const struct sockaddr *)&s->peer);
-		free(s);
-		return;
-	}
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
-	session_set_timeout(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->in = evbuffer_new();
+	s->out = evbuffer_new();
+	s->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, session_read_cb, s);
+	s->ev_write = event_new(w->base, fd, EV_WRITE | EV_PERSIST, session_write_cb, s);
+	if (s->in == NULL || s->out == NULL || s->ev_read == NULL || s->ev_write == NULL)
+		fatal("session: out of memory for [%s]", s->peer_ip);
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
 	w->nsessions++;
 	atomic_fetch_add(&w->ingress->sessions_total, 1);
 	log_debug("session %llu: connect from [%s] on %s", (unsigned long long)s->id, s->peer_ip,
 	          listener->name);
+	session_read_on(s);
+	session_ref(s);
 	session_reply(s, "220 %s ESMTP %s", cfg->hostname, DROVER_NAME);
+	session_flush(s);
+	session_unref(s);
 }
 
 void
@@ -108,8 +136,14 @@ session_kill(struct session *s)
 		return;
 	s->freed = true;
 	log_debug("session %llu: disconnect [%s]", (unsigned long long)s->id, s->peer_ip);
-	bufferevent_free(s->bev);
-	s->bev = NULL;
+	event_free(s->ev_read);
+	event_free(s->ev_write);
+	evbuffer_free(s->in);
+	evbuffer_free(s->out);
+	close(s->fd);
+	s->ev_read = s->ev_write = NULL;
+	s->in = s->out = NULL;
+	s->fd = -1;
 	TAILQ_REMOVE(&w->sessions, s, entry);
 	w->nsessions--;
 	client_table_leave(w->ingress->clients, (const struct sockaddr *)&s->peer);
@@ -127,7 +161,7 @@ session_vreply(struct session *s, const char *fmt, va_list ap)
 
 	if (s->freed || s->state == S_CLOSING)
 		return;
-	out = bufferevent_get_output(s->bev);
+	out = s->out;
 	evbuffer_add_vprintf(out, fmt, ap);
 	evbuffer_add(out, "\r\n", 2);
 }
@@ -159,6 +193,7 @@ session_error(struct session *s, const char *fmt, ...)
 	}
 }
 
+/* The session ends once what is queued has been written (see session_flush). */
 void
 session_close_after_reply(struct session *s)
 {
@@ -168,9 +203,7 @@ session_close_after_reply(struct session *s)
 		transaction_reset(s);
 	if (s->state != S_COMMIT)
 		s->state = S_CLOSING;
-	bufferevent_disable(s->bev, EV_READ);
-	if (s->state == S_CLOSING && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_kill(s);
+	session_read_pause(s);
 }
 
 void
@@ -242,8 +275,6 @@ static void
 session_process(struct session *s)
 {
 	while (!s->freed) {
-		struct evbuffer *in = bufferevent_get_input(s->bev);
-		struct evbuffer *out = bufferevent_get_output(s->bev);
 		enum session_state before = s->state;
 
 		if (s->state == S_COMMIT || s->state == S_CLOSING)
@@ -254,17 +285,45 @@ session_process(struct session *s)
 			session_shutdown(s);
 			return;
 		}
-		if (evbuffer_get_length(out) > SESSION_OUTPUT_MAX) {
-			bufferevent_disable(s->bev, EV_READ);
+		if (evbuffer_get_length(s->out) > SESSION_OUTPUT_MAX) {
+			session_read_pause(s); /* session_write_cb resumes */
 			return;
 		}
 		if (s->state == S_DATA || s->state == S_BDAT) {
-			if (!message_feed(s, in))
+			if (!message_feed(s, s->in))
 				return;
-		} else if (!session_read_command(s, in))
+		} else if (!session_read_command(s, s->in))
 			return;
-		if (!s->freed && s->state != before)
-			session_set_timeout(s);
+		if (!s->freed && s->state != before && s->reading)
+			session_read_on(s); /* the new state's timeout */
+	}
+}
+
+/* Writes what is queued, as far as the socket takes it; arms the write event for the rest.
+ * A closing session goes once everything is out. */
+static void
+session_flush(struct session *s)
+{
+	if (s->freed)
+		return;
+	if (evbuffer_get_length(s->out) > 0 && evbuffer_write(s->out, s->fd) < 0 &&
+	    errno != EAGAIN && errno != EINTR) {
+		session_kill(s); /* the client is gone: EPIPE, ECONNRESET */
+		return;
+	}
+	if (evbuffer_get_length(s->out) == 0) {
+		if (s->writing)
+			event_del(s->ev_write);
+		s->writing = false;
+		if (s->state == S_CLOSING)
+			session_kill(s);
+		return;
+	}
+	if (!s->writing) {
+		/* A client that does not read its replies within the command timeout is cut. */
+		struct timeval tv = {.tv_sec = s->cfg->smtp.command_timeout_s};
+		event_add(s->ev_write, &tv);
+		s->writing = true;
 	}
 }
 
@@ -276,9 +335,11 @@ session_resume(struct session *s)
 		return;
 	if (s->txn.chunk_in_flight)
 		return;
-	session_set_timeout(s);
-	bufferevent_enable(s->bev, EV_READ);
+	session_ref(s);
+	session_read_on(s);
 	session_process(s);
+	session_flush(s);
+	session_unref(s);
 }
 
 /* Worker shutdown: a session waiting for nothing is told and closed. */
@@ -287,50 +348,99 @@ session_shutdown(struct session *s)
 {
 	/* A client in the middle of its message data may finish it within the grace period
 	 * (ingress_stop); session_process brings it here again once the message is done. */
-	if (s->state == S_COMMIT || s->state == S_CLOSING || s->state == S_DATA ||
+	if (s->freed || s->state == S_COMMIT || s->state == S_CLOSING || s->state == S_DATA ||
 	    s->state == S_BDAT)
 		return;
+	session_ref(s);
 	session_reply(s, "421 4.3.2 %s Service shutting down, try again later", s->cfg->hostname);
+	session_close_after_reply(s);
+	session_flush(s);
+	session_unref(s);
+}
+
+/* Reads what the socket has, up to the input bound. Returns false at end of file or on an
+ * error (the input read so far is still to be run). */
+static bool
+session_read_input(struct session *s)
+{
+	for (int i = 0; i < SESSION_READS_MAX; i++) {
+		struct evbuffer_iovec v;
+		ssize_t n;
+
+		if (evbuffer_get_length(s->in) >= SESSION_INPUT_MAX) {
+			/* Full: TCP holds the client until we have run what we have. */
+			session_read_pause(s);
+			return true;
+		}
+		if (evbuffer_reserve_space(s->in, SESSION_READ_SIZE, &v, 1) < 1)
+			fatal("session: out of memory");
+		if (v.iov_len > SESSION_READ_SIZE)
+			v.iov_len = SESSION_READ_SIZE;
+		n = recv(s->fd, v.iov_base, v.iov_len, 0);
+		if (n > 0) {
+			size_t want = v.iov_len;
+			v.iov_len = (size_t)n;
+			evbuffer_commit_space(s->in, &v, 1);
+			if ((size_t)n < want)
+				return true; /* the socket is drained */
+			continue;
+		}
+		if (n == 0)
+			return false;
+		if (errno == EAGAIN || errno == EINTR)
+			return true;
+		return false;
+	}
+	return true;
+}
+
+static void
+session_timed_out(struct session *s)
+{
+	const char *cmd = (s->state == S_DATA || s->state == S_BDAT) ? "DATA" : "TIMEOUT";
+
+	session_reject_event(s, cmd, NULL, "421 4.4.2 Error: timeout exceeded");
+	session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
 	session_close_after_reply(s);
 }
 
 static void
-session_read_cb(struct bufferevent *bev, void *arg)
-{
-	session_process(arg);
-}
-
-static void
-session_write_cb(struct bufferevent *bev, void *arg)
+session_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
-	/* Called when the output has drained completely. */
-	if (s->state == S_CLOSING) {
+	session_ref(s);
+	if (what & EV_TIMEOUT) {
+		if (s->state != S_CLOSING && s->state != S_COMMIT)
+			session_timed_out(s);
+	} else if (!session_read_input(s)) {
+		/* End of file or error: run what the client sent before it left (a pipelined
+		 * QUIT, say), then the connection is gone; nothing more can be said. */
+		session_process(s);
+		if (!s->freed && (s->state == S_DATA || s->state == S_BDAT))
+			session_reject_event(s, "DATA", NULL,
+			                     "connection lost during message data");
+		session_flush(s);
 		session_kill(s);
-		return;
-	}
-	if (s->state != S_COMMIT && !s->txn.chunk_in_flight &&
-	    !(bufferevent_get_enabled(s->bev) & EV_READ))
-		session_resume(s);
+	} else
+		session_process(s);
+	session_flush(s);
+	session_unref(s);
 }
 
 static void
-session_event_cb(struct bufferevent *bev, short what, void *arg)
+session_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
-	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != S_CLOSING) {
-		const char *cmd = (s->state == S_DATA || s->state == S_BDAT) ? "DATA" : "TIMEOUT";
-		session_reject_event(s, cmd, NULL, "421 4.4.2 Error: timeout exceeded");
-		session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
-		/* Writing must still work for the reply to leave. */
-		bufferevent_enable(s->bev, EV_WRITE);
-		session_close_after_reply(s);
-		return;
+	session_ref(s);
+	if (what & EV_TIMEOUT)
+		session_kill(s); /* not reading its replies */
+	else {
+		session_flush(s);
+		/* Reading was paused for a client that did not read its replies. */
+		if (!s->freed && !s->writing && !s->reading)
+			session_resume(s);
 	}
-	/* EOF, error, or a client that stopped reading our replies: nothing more to say. */
-	if (s->state == S_DATA || s->state == S_BDAT)
-		session_reject_event(s, "DATA", NULL, "connection lost during message data");
-	session_kill(s);
+	session_unref(s);
 }
