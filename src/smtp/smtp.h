@@ -161,4 +161,78 @@ bool smtp_helo_valid(const char *arg);
 /* True if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool smtp_utf8_valid(const char *s, size_t len);
 
+/* ---- Replies (what the client reads) ---- */
+
+/* A reply is kept bounded whatever the server sends: RFC 5321 §4.5.3.1.5 allows 512 octets
+ * per line, real servers send longer lines and long multi-line replies (EHLO, Gmail's
+ * rejections). Past these bounds text is dropped, but the reply is still parsed to its end. */
+#define SMTP_REPLY_TEXT_MAX  4096 /* octets of text kept, lines joined with "\n" */
+#define SMTP_REPLY_LINES_MAX 64   /* lines kept */
+/* RFC 3463 status-code: class "." subject "." detail, subject and detail 1-3 digits. */
+#define SMTP_STATUS_MAX 9 /* "5.123.456" */
+
+/* One reply, possibly multi-line ("250-a", "250-b", "250 c"), accumulated line by line. */
+struct smtp_reply {
+	int code;                         /* 200..599; 0 until the first line */
+	char status[SMTP_STATUS_MAX + 1]; /* RFC 3463 enhanced status of the first line, "" if
+	                                     none; its class is always the code's */
+	bool done;                        /* the last line ("250 " or "250") has been fed */
+	bool truncated;                   /* text was dropped (too many lines or octets) */
+	unsigned lines;                   /* lines fed, dropped ones included */
+	unsigned lines_kept;              /* lines in text */
+	size_t text_len;                  /* strlen(text) */
+	/* The lines' text, after the code and its separator and, on each line, after the
+	 * enhanced status when the first line had one (Gmail repeats it on every line); joined
+	 * with "\n". Control octets other than TAB become "?" so that "\n" only separates
+	 * lines; octets >= 0x80 are kept (RFC 6531 servers may send UTF-8). */
+	char text[SMTP_REPLY_TEXT_MAX + 1];
+};
+
+/* Starts an empty reply; call it before each reply. */
+void smtp_reply_init(struct smtp_reply *);
+
+/* Feeds one reply line without its CRLF (line[0..len), any octets). Returns 0 when more lines
+ * are expected, 1 when this line completed the reply, -1 on a protocol error, which leaves
+ * the reply unusable and fills *err (if not NULL) with the local reply a client acts on,
+ * 451 4.5.0 with a description: a line without a 3-digit code (first digit 2-5), a code
+ * followed by something other than " ", "-" or the end of the line, a code different from
+ * the first line's, or a line fed after the reply was done.
+ * The enhanced status is taken from the first line whether or not ENHANCEDSTATUSCODES was
+ * announced (servers send it regardless, and the greeting and the EHLO reply precede the
+ * announcement): a syntactically valid "c.s.d" followed by a space or the end of the line.
+ * A class that disagrees with the reply code is replaced by the code's (the code governs). */
+int smtp_reply_feed(struct smtp_reply *, const char *line, size_t len, struct smtp_error *err);
+
+/* The enhanced status, or the class default ("2.0.0", "4.0.0", "5.0.0") when the server gave
+ * none; "" for other codes (3xx). */
+const char *smtp_reply_status(const struct smtp_reply *);
+
+/* True if s[0..len) is an RFC 3463 status-code whose class is 2, 4 or 5. */
+bool smtp_status_valid(const char *s, size_t len);
+
+/* ---- EHLO capabilities ---- */
+
+#define SMTP_EHLO_AUTH_MAX 127 /* octets of AUTH mechanism names kept */
+
+/* What the server announced in its EHLO reply. */
+struct smtp_ehlo {
+	bool pipelining;          /* RFC 2920 */
+	bool size;                /* RFC 1870 */
+	uint64_t size_max;        /* SIZE's argument; 0: none or unreadable (no fixed limit) */
+	bool eightbitmime;        /* RFC 6152 */
+	bool smtputf8;            /* RFC 6531 */
+	bool enhancedstatuscodes; /* RFC 2034 */
+	bool chunking;            /* RFC 3030 BDAT */
+	bool binarymime;          /* RFC 3030 */
+	bool dsn;                 /* RFC 3461 */
+	bool starttls;            /* RFC 3207 */
+	bool auth;                /* RFC 4954, also the old "AUTH=" form */
+	char auth_mechanisms[SMTP_EHLO_AUTH_MAX + 1]; /* upper-case, space-separated, "" if none */
+};
+
+/* Reads the keywords of a complete EHLO reply (lines after the first; case-insensitive;
+ * unknown ones ignored) into *ehlo, which is cleared first. Only the kept text is read:
+ * extensions announced past SMTP_REPLY_LINES_MAX lines are not seen. */
+void smtp_ehlo_parse(const struct smtp_reply *, struct smtp_ehlo *);
+
 #endif

@@ -21,8 +21,8 @@ and cannot be told to drop a connection in the middle of DATA or to stop reading
 receiver is a plain asyncio server that does the protocol strictly and records exactly what
 the client sent, so a test can check the client's bytes as well as its outcomes.
 
-The flags (all optional; PHASE is one of greeting ehlo helo mail rcpt data dot bdat rset
-quit, plus "content" for --stall and --drop):
+The flags (all optional; PHASE is one of greeting ehlo helo mail rcpt data content dot bdat
+rset quit; "content" is DATA's content, once its first octets have arrived):
 
   --host ADDR            listen address, repeatable (default 127.0.0.1; "::1" for IPv6); all
                          share one port
@@ -34,7 +34,10 @@ quit, plus "content" for --stall and --drop):
                          a 421 closes the connection at once
   --reply PHASE=REPLY    answer PHASE with REPLY instead of the normal reply, e.g.
                          --reply dot="451 4.3.0 try later"; "\\n" in REPLY separates the lines
-                         of a multi-line reply: "550-5.7.1 first\\n550 5.7.1 second"
+                         of a multi-line reply: "550-5.7.1 first\\n550 5.7.1 second";
+                         --reply content=... answers in the middle of the content (then reads
+                         it to its end); --reply data="354 go" invites content even when no
+                         recipient was accepted
   --times PHASE=N        the --reply for PHASE applies to its first N uses only (across all
                          connections), then the normal reply: "4xx then accept"
   --rcpt-reply ADDR=REPLY  the reply to RCPT for one address (case-insensitive), repeatable
@@ -74,7 +77,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -82,7 +84,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PHASES = ("greeting", "ehlo", "helo", "mail", "rcpt", "data", "dot", "bdat", "rset", "quit")
+PHASES = ("greeting", "ehlo", "helo", "mail", "rcpt", "data", "content", "dot", "bdat", "rset",
+          "quit")
 LINE_MAX = 4096  # a command line longer than this is refused (RFC 5321 says 512)
 RECEIVER = Path(__file__).resolve()
 
@@ -116,7 +119,7 @@ class Script:
                 if phase not in PHASES:
                     raise ValueError(f"unknown phase {phase!r}")
         for phase in self.stall | self.drop:
-            if phase not in PHASES + ("content",):
+            if phase not in PHASES:
                 raise ValueError(f"unknown phase {phase!r}")
         return self
 
@@ -426,14 +429,21 @@ class Session:
         if self.mail_from is None:
             await self.send(self.status("503 5.5.1 MAIL first"))
             return
-        if not self.rcpt_to:
-            # RFC 2920 §3.1: pipelined DATA after refused recipients.
-            await self.send(self.status("554 5.5.1 no valid recipients"))
-            return
-        reply = await self.answer("data", "354 end data with <CR><LF>.<CR><LF>")
+        # RFC 2920 §3.1: pipelined DATA after refused recipients gets 554; a scripted
+        # "--reply data=354 ..." invites content anyway (the client must then send ".").
+        normal = ("354 end data with <CR><LF>.<CR><LF>" if self.rcpt_to
+                  else self.status("554 5.5.1 no valid recipients"))
+        reply = await self.answer("data", normal)
         if not reply.startswith("354"):
             return
         data, bare_lf, long_lines = await self.read_content()
+        if data is None:  # answered early (--reply content=...)
+            self.reset()
+            return
+        if not self.rcpt_to:
+            await self.send(self.status("554 5.5.1 no valid recipients"))
+            self.reset()
+            return
         await self.end_of_data("DATA", "dot", data, bare_lf, long_lines)
 
     async def read_content(self):
@@ -445,6 +455,13 @@ class Session:
             while not self.buf:
                 await self.fill()
             raise Dropped("content")  # mid-DATA: some content arrived, not its end
+        early = None
+        if "content" in self.script.replies:
+            while not self.buf:
+                await self.fill()
+            early = self.scripted("content", None)
+            if early is not None:  # answer now, then swallow the content up to "."
+                await self.send(early)
         while True:
             while b"\n" not in self.buf:
                 await self.fill()
@@ -460,6 +477,8 @@ class Session:
             if len(raw) > 998:
                 long_lines += 1
             lines.append(raw)
+        if early is not None:
+            return None, bare_lf, long_lines
         data = b"".join(l + b"\r\n" for l in lines)
         return data, bare_lf, long_lines
 
