@@ -183,7 +183,7 @@ cmd_serve(struct options *o)
 		goto out;
 	}
 	srv.base = event_base_new();
-	srv.ingress = ingress_start(srv.base, cfg, srv.spool, srv.log, err, sizeof(err));
+	srv.ingress = ingress_start(srv.base, cfg, srv.spool, srv.log, NULL, err, sizeof(err));
 	if (srv.ingress == NULL) {
 		log_error("%s", err);
 		goto out;

@@ -44,6 +44,45 @@ struct smtp_limits {
 	bool reject_8bit_without_8bitmime; /* 8-bit body without BODY=8BITMIME: 554 5.6.0 */
 };
 
+/* A static route: mail for one domain goes to these hosts, tried in order, instead of the
+ * domain's MX hosts. */
+struct route_conf {
+	char *domain; /* the section title, lower case: "example.com" */
+	char **hosts; /* "host", "host:port", "192.0.2.1:2525", "[2001:db8::1]:25"; a host
+	                 without a port uses delivery.port */
+	size_t nhosts;
+};
+
+#define DELIVERY_RETRY_MAX 16
+
+/* Outbound delivery; see docs/configuration.md for each default and its reason. */
+struct delivery_conf {
+	char *helo_name;  /* EHLO name; default: hostname */
+	unsigned port;    /* the mail exchangers' SMTP port (25) */
+	char **smarthost; /* hosts for every domain without a route; none = MX delivery */
+	size_t nsmarthost;
+	char **dns_forwarders; /* "ip" or "ip@port"; none = the system's resolver */
+	size_t ndns_forwarders;
+	unsigned dns_timeout_s;
+	int ip_version; /* 0 = both (IPv6 first, RFC 6724 style), 4 = IPv4 only, 6 = IPv6 only */
+	uint64_t retry_s[DELIVERY_RETRY_MAX]; /* intervals; the last one repeats */
+	size_t nretry;
+	unsigned retry_jitter_pct;
+	uint64_t queue_lifetime_s;    /* then expired and bounced */
+	unsigned max_connections;     /* per destination (the concurrency window's top) */
+	unsigned initial_connections; /* the window's start (slow start) */
+	unsigned max_messages_per_connection;
+	unsigned max_recipients_per_transaction;
+	unsigned dead_after; /* failed connections in a row: destination held */
+	uint64_t dead_cooldown_s;
+	/* Timeouts, seconds (RFC 5321 §4.5.3.2 values by default). */
+	unsigned connect_timeout_s, greeting_timeout_s, helo_timeout_s, mail_timeout_s,
+	    rcpt_timeout_s, data_timeout_s, data_block_timeout_s, dot_timeout_s, idle_timeout_s;
+	char *postmaster;        /* receives the DSNs that cannot go to their sender; NULL: none */
+	uint64_t dsn_return_max; /* largest original returned whole in a DSN */
+	uint64_t delay_notice_after_s; /* a "delayed" DSN after this long in the queue; 0 = never */
+};
+
 struct config {
 	char *path;       /* the file read, NULL for the embedded defaults */
 	char *hostname;   /* greeting, Received:, EHLO; default: the machine's name */
@@ -65,7 +104,14 @@ struct config {
 	size_t nlisteners;
 
 	struct smtp_limits smtp;
+
+	struct delivery_conf delivery;
+	struct route_conf *routes;
+	size_t nroutes;
 };
+
+/* The route for a domain (exact match, case-insensitive), or NULL. */
+const struct route_conf *config_route(const struct config *, const char *domain);
 
 /* path NULL: embedded defaults. On error returns NULL and writes every error found, one per
  * line ("file:line: setting: problem"), into err. Every bad value is reported; a syntax

@@ -19,12 +19,22 @@ struct event_base;
 struct eventlog;
 struct spool;
 
+struct envelope;
 struct ingress;
 
+/* Told of every message once it is durable (after its commit, before its 250 is sent), on
+ * the SMTP thread that received it: must not block. env is valid only during the call. */
+struct ingress_hooks {
+	void (*accepted)(void *arg, const struct envelope *env);
+	void *arg;
+};
+
 /* Binds the listeners and starts the SMTP threads. NULL with a message in err if a
- * listener cannot be bound. cfg, spool and log must outlive the ingress. */
+ * listener cannot be bound. cfg, spool, log and hooks must outlive the ingress; hooks may
+ * be NULL. */
 struct ingress *ingress_start(struct event_base *base, const struct config *cfg,
-                              struct spool *spool, struct eventlog *log, char *err, size_t errlen);
+                              struct spool *spool, struct eventlog *log,
+                              const struct ingress_hooks *hooks, char *err, size_t errlen);
 
 /* Stops accepting, answers idle sessions "421 4.3.2" and closes them, waits for messages
  * being committed to get their reply, then stops the threads (at most grace_s seconds, then

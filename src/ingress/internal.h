@@ -74,6 +74,8 @@ struct transaction {
 	bool bdat_last;
 	enum session_state bdat_return; /* state to go back to after a refused chunk */
 	const char *bdat_refusal;       /* read the chunk, then refuse it with this reply */
+	uint64_t received_us;           /* when the data ended: the envelope's arrival time */
+	uint64_t size;                  /* octets stored, as the spool counted them */
 	bool chunk_in_flight;           /* a chunk is with the spool: stop reading */
 };
 
@@ -113,6 +115,7 @@ struct ingress {
 	const struct config *cfg;
 	struct spool *spool;
 	struct eventlog *log;
+	const struct ingress_hooks *hooks;
 	struct worker *workers;
 	unsigned nworkers, next_worker;
 	struct client_table *clients;

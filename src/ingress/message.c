@@ -145,6 +145,35 @@ message_violation_reply(unsigned v)
 	return "554 5.6.0 Error: 8-bit message data requires BODY=8BITMIME";
 }
 
+/* Hands the durable message to whoever delivers it (the queue engine). */
+static void
+message_accepted(struct session *s)
+{
+	const struct ingress_hooks *hooks = s->worker->ingress->hooks;
+	struct transaction *t = &s->txn;
+	struct envelope env;
+
+	if (hooks == NULL || hooks->accepted == NULL)
+		return;
+	env = (struct envelope){
+	    .sender = t->sender,
+	    .dsn_ret = (uint8_t)t->mail.ret,
+	    .envid = t->mail.envid_given ? t->mail.envid : NULL,
+	    .body_type = (uint8_t)t->mail.body,
+	    .smtputf8 = t->mail.smtputf8,
+	    .received_us = t->received_us,
+	    .client_ip = s->peer_ip,
+	    .helo = s->helo,
+	    .listener = (char *)s->listener->name,
+	    .protocol = (char *)message_protocol(s),
+	    .size = t->size,
+	    .nrcpt = t->nrcpt,
+	    .rcpt = t->rcpt,
+	};
+	strlcpy_s(env.id, t->id, sizeof(env.id));
+	hooks->accepted(hooks->arg, &env);
+}
+
 static void
 message_commit_done(void *arg, enum spool_status status)
 {
@@ -155,6 +184,7 @@ message_commit_done(void *arg, enum spool_status status)
 
 	switch (status) {
 	case SPOOL_OK:
+		message_accepted(s);
 		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", t->id);
 		atomic_fetch_add(&w->ingress->messages_accepted, 1);
 		break;
@@ -218,13 +248,14 @@ message_finish(struct session *s)
 		session_reply(s, "%s", reply);
 		return;
 	}
+	t->received_us = time_now_us();
 	env = (struct envelope){
 	    .sender = t->sender,
 	    .dsn_ret = (uint8_t)t->mail.ret,
 	    .envid = t->mail.envid_given ? t->mail.envid : NULL,
 	    .body_type = (uint8_t)t->mail.body,
 	    .smtputf8 = t->mail.smtputf8,
-	    .received_us = time_now_us(),
+	    .received_us = t->received_us,
 	    .client_ip = s->peer_ip,
 	    .helo = s->helo,
 	    .listener = s->listener->name,
@@ -243,6 +274,7 @@ message_finish(struct session *s)
 	session_ref(s);
 	s->worker->commits_pending++;
 	spool_message_commit(msg, &env, t->body, message_commit_done, s);
+	t->size = env.size; /* set by the spool at the call */
 }
 
 static void

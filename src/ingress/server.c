@@ -224,7 +224,7 @@ workers_free(struct ingress *in)
 
 struct ingress *
 ingress_start(struct event_base *base, const struct config *cfg, struct spool *spool,
-              struct eventlog *log, char *err, size_t errlen)
+              struct eventlog *log, const struct ingress_hooks *hooks, char *err, size_t errlen)
 {
 	struct ingress *in = xcalloc(1, sizeof(*in));
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -233,6 +233,7 @@ ingress_start(struct event_base *base, const struct config *cfg, struct spool *s
 	in->cfg = cfg;
 	in->spool = spool;
 	in->log = log;
+	in->hooks = hooks;
 	in->clients = client_table_new();
 	in->nworkers = cfg->threads ? cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	in->workers = xcalloc(in->nworkers, sizeof(*in->workers));

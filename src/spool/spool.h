@@ -181,4 +181,40 @@ int spool_envelope_update(struct spool *, const struct envelope *env);
  * the store failed. */
 int spool_remove(struct spool *, const char *id);
 
+/* ---- Asynchronous reads and changes, for the delivery loop ----
+ *
+ * Requests may come from any event loop; each callback runs on the given mailbox. They never
+ * block the caller: loads run on the spool's reader thread, changes go through the writer
+ * (group-committed with everything else). */
+
+/* Loads a message: cb gets ownership of *env (envelope_clear() then free()) and, when
+ * with_body, of body (evbuffer_free()); both NULL unless status is SPOOL_OK. A message that
+ * is not there is SPOOL_IO_ERROR. */
+typedef void spool_load_cb(void *arg, enum spool_status, struct envelope *env,
+                           struct evbuffer *body);
+void spool_load(struct spool *, const char *id, bool with_body, struct mailbox *, spool_load_cb *cb,
+                void *arg);
+
+/* A change to one recipient of a stored message (envelope_rcpt.state, attempts,
+ * next_attempt_us, last_reply). */
+struct spool_rcpt_change {
+	size_t index; /* into envelope.rcpt */
+	uint8_t state;
+	uint16_t attempts;
+	uint64_t next_attempt_us;
+	const char *last_reply; /* copied; NULL keeps the old one */
+};
+
+/* Applies changes to recipients of a stored message as a read-modify-write inside one write
+ * transaction on the writer thread, so deliveries of different recipients of one message,
+ * finishing at the same time, never lose each other's changes. When no recipient is left
+ * RCPT_PENDING, the message (envelope and body) is removed in the same transaction, and
+ * *removed says so. The changes are copied before the call returns. */
+typedef void spool_change_cb(void *arg, enum spool_status, bool removed);
+void spool_rcpt_change(struct spool *, const char *id, const struct spool_rcpt_change *, size_t n,
+                       struct mailbox *, spool_change_cb *cb, void *arg);
+
+/* Removes a message (an operator's delete, a message all of whose recipients are done). */
+void spool_delete(struct spool *, const char *id, struct mailbox *, spool_done_cb *cb, void *arg);
+
 #endif
