@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,11 +123,37 @@ make_parent_dir(const char *file)
 }
 
 struct server {
+	int lock_fd;
 	struct event_base *base;
 	struct ingress *ingress;
 	struct spool *spool;
 	struct eventlog *log;
 };
+
+/* One server per spool: a second one would run recovery on the first one's messages in
+ * transit. The lock is held for the process's life (flock: released by the kernel on any
+ * exit, kill -9 included, so it never goes stale). */
+static int
+lock_spool(const char *dir, int *fd_out)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/drover.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("spool lock %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_error("spool %s is in use by another drover serve (%s)", dir,
+		          errno == EWOULDBLOCK ? "locked" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*fd_out = fd;
+	return 0;
+}
 
 static void
 on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -152,7 +180,7 @@ cmd_serve(struct options *o)
 {
 	struct config *cfg = load_config(o->config);
 	struct spool_options sopt;
-	struct server srv = {0};
+	struct server srv = {.lock_fd = -1};
 	struct event *sigs[3];
 	char err[512] = "";
 	int rc = 1;
@@ -170,6 +198,8 @@ cmd_serve(struct options *o)
 		log_error("event log %s: %s", cfg->event_log, strerror(errno));
 		goto out;
 	}
+	if (lock_spool(cfg->spool_directory, &srv.lock_fd) < 0)
+		goto out;
 	srv.log = eventlog_open(cfg->event_log, err, sizeof(err));
 	if (srv.log == NULL) {
 		log_error("%s", err);
@@ -216,6 +246,8 @@ out:
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	eventlog_close(srv.log);
+	if (srv.lock_fd >= 0)
+		close(srv.lock_fd);
 	config_free(cfg);
 	if (rc == 0)
 		log_info("stopped");

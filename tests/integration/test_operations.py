@@ -60,3 +60,18 @@ def test_event_size_is_the_size_received(drover):
     assert e["size"] == len(msg)
     (m,) = drover.queue_list()
     assert m["size"] > len(msg)  # the stored size has our Received: header too
+
+
+def test_second_server_on_the_same_spool_refuses_to_start(drover, tmp_path):
+    """Two daemons on one spool would recover each other's messages in transit."""
+    import subprocess
+    conf = tmp_path / "second.conf"
+    # Same spool, another port: only the spool lock can stop it.
+    text = drover.config_text().replace(f"127.0.0.1:{drover.port}", "127.0.0.1:1")
+    conf.write_text(text)
+    r = subprocess.run([drover.bin, "serve", "--config", str(conf)], capture_output=True,
+                       text=True, timeout=deadline(10))
+    assert r.returncode != 0
+    assert "in use by another drover" in r.stderr
+    qid, _ = send_one(drover.port)  # the first server is unharmed
+    assert qid in drover.queue_ids()
