@@ -106,6 +106,90 @@
  * 7-bit hop downstream may mangle, and signs (DKIM) what may not arrive intact. */
 #define DEF_SMTP_REJECT_8BIT_WITHOUT_8BITMIME 1
 
+/* ---- delivery { } ----
+ *
+ * The delivery engine's own headers define the same values for callers that run without a
+ * configuration (tests, tools): src/queue/queue.h (DEF_RETRY_*, DEF_QUEUE_*),
+ * src/delivery/delivery.h (DELIVERY_DEF_*_MS), src/dns/dns.h (DNS_DEFAULT_TIMEOUT_MS) and
+ * src/bounce/bounce.h (DSN_DEF_RETURN_MAX). conf/ does not link those components, so the
+ * values are copied here; tests/unit/test_conf_delivery.c checks that they still agree. */
+
+/* helo_name: no constant; the top-level hostname, the name the greeting already uses, so
+ * that one PTR and SPF record cover both directions. */
+
+/* RFC 5321 §4.5.4.2 (and every MX on the Internet): SMTP relays over port 25. */
+#define DEF_DELIVERY_PORT 25
+/* dns.h DNS_DEFAULT_TIMEOUT_MS: unbound retries a silent server for much longer than a
+ * delivery attempt should wait to learn that it must retry later. */
+#define DEF_DELIVERY_DNS_TIMEOUT 10
+/* A resolver silent for 5 minutes will not answer; the message waits for its retry. */
+#define LIM_DELIVERY_DNS_TIMEOUT_MAX 300
+/* Both families, IPv6 first (RFC 6724 order), as the MX hosts publish them. */
+#define DEF_DELIVERY_IP_VERSION "any"
+/* queue.h DEF_RETRY_INTERVALS_S (300, 600, 1200, 2400, 3600): 5, 10, 20, 40 minutes, then
+ * hourly. The doubling reaches a greylisting server (typically 5-15 min) early; hourly retries
+ * after that keep a deferred backlog from hammering a receiver that is throttling us. A
+ * libconfuse list. */
+#define DEF_DELIVERY_RETRY "{\"5m\", \"10m\", \"20m\", \"40m\", \"1h\"}"
+/* queue.h QUEUE_RETRY_MAX (conf.h DELIVERY_RETRY_MAX): a longer list is a typo, not a
+ * policy. */
+#define LIM_DELIVERY_RETRY_COUNT 16
+/* More than a day between two attempts, inside a lifetime of days, is a typo for hours. */
+#define LIM_DELIVERY_RETRY_INTERVAL_MAX 86400
+/* queue.h DEF_RETRY_JITTER_PCT: messages deferred in one burst come back spread over a minute
+ * or more instead of all at once, without drifting far from the schedule. */
+#define DEF_DELIVERY_RETRY_JITTER 10
+/* queue.h LIM_RETRY_JITTER_PCT_MAX: beyond ±50 % the schedule would lose its order. */
+#define LIM_DELIVERY_RETRY_JITTER_MAX 50
+/* queue.h DEF_QUEUE_LIFETIME_S: Postfix's maximal_queue_lifetime and RFC 5321 §4.5.4.1's "at
+ * least 4-5 days". */
+#define DEF_DELIVERY_QUEUE_LIFETIME (5 * 86400)
+/* Shorter than a minute leaves no room for even one retry. */
+#define LIM_DELIVERY_QUEUE_LIFETIME_MIN 60
+/* A message months old is of no use to its sender: longer is a typo. */
+#define LIM_DELIVERY_QUEUE_LIFETIME_MAX (100 * 86400)
+/* queue.h DEF_QUEUE_MAX_WINDOW: Postfix's default_destination_concurrency_limit. */
+#define DEF_DELIVERY_MAX_CONNECTIONS 20
+/* queue.h DEF_QUEUE_INITIAL_WINDOW: a new destination gets 2 connections until it has shown
+ * it answers; mailbox providers punish bursts from unknown senders. */
+#define DEF_DELIVERY_INITIAL_CONNECTIONS 2
+/* No receiver accepts more from one client; each costs a descriptor. */
+#define LIM_DELIVERY_CONNECTIONS_MAX 1000
+/* queue.h DEF_QUEUE_BATCH_MAX: reusing a connection saves a handshake (and a TLS one) per
+ * message; a bound makes a busy destination's connections turn over, so one cannot hold a slot
+ * at the receiver for ever. */
+#define DEF_DELIVERY_MAX_MESSAGES_PER_CONNECTION 100
+/* RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per transaction, so 100
+ * never meets a 452 from a conforming server. */
+#define DEF_DELIVERY_MAX_RECIPIENTS_PER_TRANSACTION 100
+/* queue.h DEF_QUEUE_DEAD_AFTER: Postfix declares a site dead after a cohort of failures; 5
+ * tolerates one bad MX host. */
+#define DEF_DELIVERY_DEAD_AFTER 5
+/* queue.h DEF_QUEUE_DEAD_COOLDOWN_S: Postfix's minimal_backoff_time. */
+#define DEF_DELIVERY_DEAD_COOLDOWN 300
+/* Timeouts, seconds. delivery.h DELIVERY_DEF_*_MS; RFC 5321 §4.5.3.2 where it gives one. */
+#define DEF_DELIVERY_CONNECT_TIMEOUT    30  /* not in the RFC: a silent host costs 30 s */
+#define DEF_DELIVERY_GREETING_TIMEOUT   300 /* §4.5.3.2.1 initial 220 */
+#define DEF_DELIVERY_HELO_TIMEOUT       300 /* EHLO/HELO: as MAIL */
+#define DEF_DELIVERY_MAIL_TIMEOUT       300 /* §4.5.3.2.2 */
+#define DEF_DELIVERY_RCPT_TIMEOUT       300 /* §4.5.3.2.3 */
+#define DEF_DELIVERY_DATA_TIMEOUT       120 /* §4.5.3.2.4 DATA's 354 */
+#define DEF_DELIVERY_DATA_BLOCK_TIMEOUT 180 /* §4.5.3.2.5 no write progress */
+#define DEF_DELIVERY_DOT_TIMEOUT        600 /* §4.5.3.2.6 reply to the final "." */
+/* Kept open with nothing to send: long enough for the scheduler to find the next message for
+ * the same site, short enough not to hold a slot at the receiver (Postfix keeps 2 s). */
+#define DEF_DELIVERY_IDLE_TIMEOUT 5
+/* bounce.h DSN_DEF_RETURN_MAX: a DSN returns the original whole up to 128 KiB, enough for a
+ * typical HTML transactional message; a larger one comes back as its headers only, so that a
+ * bounce storm of newsletters does not double the outbound traffic (Postfix's
+ * bounce_size_limit is 50 KB). 0 = always headers only. */
+#define DEF_DELIVERY_DSN_RETURN_MAX (128L * 1024)
+/* 0 = no delay notices: most senders of bulk and transactional mail do not want them, and
+ * the final bounce comes anyway. */
+#define DEF_DELIVERY_DELAY_NOTICE_AFTER 0
+/* Counts of failed connections: beyond 1000 a dead site is never detected. */
+#define LIM_DELIVERY_DEAD_AFTER_MAX 1000
+
 /* Counts above a million are typos (sessions, per-ip sessions). */
 #define LIM_COUNT_MAX 1000000
 

@@ -24,6 +24,17 @@ int listen_address_parse(const char *text, struct sockaddr_storage *ss, socklen_
                          const char **why);
 /* A domain name as RFC 1035 letters, digits and hyphens, at most 253 octets. */
 bool hostname_valid(const char *name);
+/* A host delivery connects to: "mx.example.com", "mx.example.com:2525", "192.0.2.1:25",
+ * "[2001:db8::1]:25" (port optional, 1-65535). Syntax only, nothing is resolved. */
+int host_port_parse_why(const char *text, const char **why);
+/* A DNS forwarder: a numeric IPv4 or IPv6 address with an optional "@port". */
+int forwarder_parse_why(const char *text, const char **why);
+/* An EHLO argument: a domain name, or an address literal ([192.0.2.1], [IPv6:2001:db8::1]). */
+bool helo_name_valid(const char *name);
+/* ip_version: "any" 0, "ipv4" 4, "ipv6" 6; -1 for anything else. */
+int ip_version_value(const char *text);
+/* A mail address with a domain, "local@domain", without angle brackets (ASCII only). */
+int mailbox_parse_why(const char *text, const char **why);
 
 /* "25M", "1G", "4096" (the largest exact unit); "5m", "1d", "90s". */
 void format_size(uint64_t v, char *buf, size_t size);
@@ -42,8 +53,9 @@ struct setting {
 	const char *name;
 	enum setting_kind kind;
 	long min, max;
-	bool zero_ok;    /* 0 is allowed even though min > 0 ("0 = unlimited") */
-	const char *why; /* reason for the bounds, for the error message; may be NULL */
+	const char *zero; /* 0 is allowed even though min > 0, and means this ("no limit");
+	                     NULL: 0 is held to min like any value */
+	const char *why;  /* reason for the bounds, for the error message; may be NULL */
 };
 
 /* ---- One load in progress (load.c) ---- */
@@ -51,6 +63,7 @@ struct setting {
 struct where {
 	char *file; /* NULL: not set in any file (the default applies) */
 	int line;
+	unsigned long order; /* when it was set, in the order of the text (0: never) */
 };
 
 struct seen_listener {
@@ -83,6 +96,7 @@ struct load_ctx {
 	size_t errors_len;
 	unsigned nerrors;
 	struct where *where; /* per entry of the numeric settings table */
+	unsigned long order; /* the last where.order given */
 	struct seen_listener *listeners;
 	size_t nlisteners;
 };
@@ -94,6 +108,9 @@ void load_error_at(struct load_ctx *, const char *file, int line, const char *fm
 int source_load(struct source *s, const char *path, struct load_ctx *ctx);
 /* The file and line that a line of the text came from (line 0: unknown). */
 void source_where(const struct source *s, int text_line, const char **file, int *line);
+/* The line of the text of the last "name =" (not "+="), outside quoted strings; 0 if none.
+ * For what libconfuse gives no callback for, such as a list set to {}. */
+int source_last_assignment(const struct source *s, const char *name);
 void source_free(struct source *s);
 
 /* ---- Schema (schema.c) ---- */

@@ -2,12 +2,15 @@
  * value, and copy the result into a plain struct config.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "conf/defaults.h"
@@ -183,6 +186,134 @@ copy_listeners(cfg_t *cfg, struct config *conf)
 	}
 }
 
+/* The strings of a list setting, copied (a bad one has been reported already: the load fails
+ * and config_free() takes them back). */
+static char **
+copy_list(cfg_t *sec, const char *name, size_t *n)
+{
+	unsigned size = cfg_size(sec, name);
+	char **v = xcalloc(size ? size : 1, sizeof(*v));
+
+	for (unsigned i = 0; i < size; i++)
+		v[i] = xstrdup(cfg_getnstr(sec, name, i));
+	*n = size;
+	return v;
+}
+
+static void
+free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
+{
+	cfg_t *sec = cfg_getsec(cfg, "delivery");
+	struct delivery_conf *d = &conf->delivery;
+	unsigned nretry = cfg_size(sec, "retry");
+	int ipv = ip_version_value(cfg_getstr(sec, "ip_version"));
+
+	d->helo_name = xstrdup(cfg_getstr(sec, "helo_name") != NULL ? cfg_getstr(sec, "helo_name")
+	                                                            : conf->hostname);
+	d->port = (unsigned)cfg_getint(sec, "port");
+	d->smarthost = copy_list(sec, "smarthost", &d->nsmarthost);
+	d->dns_forwarders = copy_list(sec, "dns_forwarders", &d->ndns_forwarders);
+	d->dns_timeout_s = (unsigned)cfg_getint(sec, "dns_timeout");
+	d->ip_version = ipv < 0 ? 0 : ipv;
+
+	for (unsigned i = 0; i < nretry && d->nretry < DELIVERY_RETRY_MAX; i++) {
+		uint64_t v;
+
+		/* A bad one has been reported already. */
+		if (parse_duration_s(cfg_getnstr(sec, "retry", i), &v) == 0 && v > 0)
+			d->retry_s[d->nretry++] = v;
+	}
+	if (nretry == 0) {
+		/* retry = {} gives libconfuse's callbacks nothing to see: find the line. */
+		const char *file = conf->path;
+		int line = 0;
+
+		if (ctx->src != NULL)
+			source_where(ctx->src, source_last_assignment(ctx->src, "retry"), &file,
+			             &line);
+		load_error_at(
+		    ctx, file, line,
+		    "delivery.retry: empty: at least one interval is needed (the last one "
+		    "repeats), as in retry = { \"5m\", \"1h\" }");
+	}
+	d->retry_jitter_pct = (unsigned)cfg_getint(sec, "retry_jitter");
+	d->queue_lifetime_s = (uint64_t)cfg_getint(sec, "queue_lifetime");
+	d->max_connections = (unsigned)cfg_getint(sec, "max_connections");
+	d->initial_connections = (unsigned)cfg_getint(sec, "initial_connections");
+	d->max_messages_per_connection = (unsigned)cfg_getint(sec, "max_messages_per_connection");
+	d->max_recipients_per_transaction =
+	    (unsigned)cfg_getint(sec, "max_recipients_per_transaction");
+	d->dead_after = (unsigned)cfg_getint(sec, "dead_after");
+	d->dead_cooldown_s = (uint64_t)cfg_getint(sec, "dead_cooldown");
+	d->connect_timeout_s = (unsigned)cfg_getint(sec, "connect_timeout");
+	d->greeting_timeout_s = (unsigned)cfg_getint(sec, "greeting_timeout");
+	d->helo_timeout_s = (unsigned)cfg_getint(sec, "helo_timeout");
+	d->mail_timeout_s = (unsigned)cfg_getint(sec, "mail_timeout");
+	d->rcpt_timeout_s = (unsigned)cfg_getint(sec, "rcpt_timeout");
+	d->data_timeout_s = (unsigned)cfg_getint(sec, "data_timeout");
+	d->data_block_timeout_s = (unsigned)cfg_getint(sec, "data_block_timeout");
+	d->dot_timeout_s = (unsigned)cfg_getint(sec, "dot_timeout");
+	d->idle_timeout_s = (unsigned)cfg_getint(sec, "idle_timeout");
+	d->postmaster =
+	    cfg_getstr(sec, "postmaster") != NULL ? xstrdup(cfg_getstr(sec, "postmaster")) : NULL;
+	d->dsn_return_max = (uint64_t)cfg_getint(sec, "dsn_return_max");
+	d->delay_notice_after_s = (uint64_t)cfg_getint(sec, "delay_notice_after");
+}
+
+static int
+route_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct route_conf *)a)->domain,
+	              ((const struct route_conf *)b)->domain);
+}
+
+/* Kept sorted by domain, so that config_route() is a binary search however many there are. */
+static void
+copy_routes(cfg_t *cfg, struct config *conf)
+{
+	unsigned n = cfg_size(cfg, "route");
+
+	conf->routes = xcalloc(n ? n : 1, sizeof(*conf->routes));
+	for (unsigned i = 0; i < n; i++) {
+		cfg_t *sec = cfg_getnsec(cfg, "route", i);
+		struct route_conf *r = &conf->routes[conf->nroutes];
+		const char *title = cfg_title(sec);
+
+		/* A bad title or no hosts: reported already (so is a domain given twice, which
+		 * fails the load too). */
+		if (!hostname_valid(title) || cfg_size(sec, "hosts") == 0)
+			continue;
+		r->domain = xstrdup(title);
+		for (char *p = r->domain; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+		r->hosts = copy_list(sec, "hosts", &r->nhosts);
+		conf->nroutes++;
+	}
+	qsort(conf->routes, conf->nroutes, sizeof(*conf->routes), route_cmp);
+}
+
+static int
+route_key_cmp(const void *key, const void *elem)
+{
+	return strcasecmp(key, ((const struct route_conf *)elem)->domain);
+}
+
+const struct route_conf *
+config_route(const struct config *conf, const char *domain)
+{
+	if (conf == NULL || domain == NULL || conf->nroutes == 0)
+		return NULL;
+	return bsearch(domain, conf->routes, conf->nroutes, sizeof(*conf->routes), route_key_cmp);
+}
+
 /* Checks across settings, once every value is known. Each names the setting as written in
  * the file (where it was set), so the operator knows which line to change. */
 static void
@@ -208,6 +339,36 @@ check_across(struct config *conf, struct load_ctx *ctx)
 			    "smtp.max_message_size: %s is larger than spool.max_size (%s): the "
 			    "spool could not hold one message",
 			    msg, spool);
+	}
+	if (conf->delivery.initial_connections > conf->delivery.max_connections) {
+		const struct where *wi =
+		    &ctx->where[setting_index("delivery", "initial_connections")];
+		const struct where *wm = &ctx->where[setting_index("delivery", "max_connections")];
+
+		/* The one set last is the one to change (or the one just changed). */
+		if (wi->order > wm->order)
+			load_error_at(ctx, wi->file, wi->line,
+			              "delivery.initial_connections: %u is more than "
+			              "delivery.max_connections (%u): the window starts at "
+			              "initial_connections and opens up to max_connections",
+			              conf->delivery.initial_connections,
+			              conf->delivery.max_connections);
+		else
+			load_error_at(ctx, wm->file, wm->line,
+			              "delivery.max_connections: %u is less than "
+			              "delivery.initial_connections (%u): the window starts at "
+			              "initial_connections and opens up to max_connections",
+			              conf->delivery.max_connections,
+			              conf->delivery.initial_connections);
+	}
+	if (conf->delivery.delay_notice_after_s != 0 &&
+	    conf->delivery.delay_notice_after_s >= conf->delivery.queue_lifetime_s) {
+		const struct where *w =
+		    &ctx->where[setting_index("delivery", "delay_notice_after")];
+
+		log_warn("%s:%d: delivery.delay_notice_after: not shorter than "
+		         "delivery.queue_lifetime: no delay notice will ever be sent",
+		         w->file ? w->file : DEFAULTS_NAME, w->line);
 	}
 	if (conf->smtp.max_recipients < RFC_SMTP_MIN_RECIPIENTS) {
 		const struct where *w = &ctx->where[setting_index("smtp", "max_recipients")];
@@ -262,6 +423,9 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 	conf->smtp.data_timeout_s = (unsigned)cfg_getint(smtp, "data_timeout");
 	conf->smtp.reject_8bit_without_8bitmime =
 	    cfg_getbool(smtp, "reject_8bit_without_8bitmime") == cfg_true;
+
+	copy_delivery(cfg, conf, ctx);
+	copy_routes(cfg, conf);
 
 	check_across(conf, ctx);
 	return conf;
@@ -329,5 +493,14 @@ config_free(struct config *conf)
 		free(conf->listeners[i].address);
 	}
 	free(conf->listeners);
+	free(conf->delivery.helo_name);
+	free_list(conf->delivery.smarthost, conf->delivery.nsmarthost);
+	free_list(conf->delivery.dns_forwarders, conf->delivery.ndns_forwarders);
+	free(conf->delivery.postmaster);
+	for (size_t i = 0; i < conf->nroutes; i++) {
+		free(conf->routes[i].domain);
+		free_list(conf->routes[i].hosts, conf->routes[i].nhosts);
+	}
+	free(conf->routes);
 	free(conf);
 }

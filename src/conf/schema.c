@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/defaults.h"
 #include "conf/internal.h"
@@ -52,26 +53,58 @@ shown(const char *value, char *buf, size_t size)
 /* ---- Numeric settings: kind and bounds ---- */
 
 static const struct setting settings[] = {
-    {NULL, "threads", SETTING_COUNT, 0, LIM_THREADS_MAX, false,
+    {NULL, "threads", SETTING_COUNT, 0, LIM_THREADS_MAX, NULL,
      "0 = one per CPU; more than 64 loops cannot be fed by one spool writer"},
-    {"spool", "max_size", SETTING_SIZE, LIM_SPOOL_MAX_SIZE_MIN, LONG_MAX, false,
+    {"spool", "max_size", SETTING_SIZE, LIM_SPOOL_MAX_SIZE_MIN, LONG_MAX, NULL,
      "the LMDB map size, the spool's capacity"},
-    {"spool", "batch_max", SETTING_COUNT, 1, LIM_SPOOL_BATCH_MAX, false,
+    {"spool", "batch_max", SETTING_COUNT, 1, LIM_SPOOL_BATCH_MAX, NULL,
      "messages per group commit"},
-    {"smtp", "max_sessions", SETTING_COUNT, 1, LIM_COUNT_MAX, false, NULL},
-    {"smtp", "max_sessions_per_ip", SETTING_COUNT, 1, LIM_COUNT_MAX, false, NULL},
+    {"smtp", "max_sessions", SETTING_COUNT, 1, LIM_COUNT_MAX, NULL, NULL},
+    {"smtp", "max_sessions_per_ip", SETTING_COUNT, 1, LIM_COUNT_MAX, NULL, NULL},
     {"smtp", "max_message_size", SETTING_SIZE, LIM_SMTP_MAX_MESSAGE_SIZE_MIN,
-     LIM_SMTP_MAX_MESSAGE_SIZE_MAX, false, NULL},
-    {"smtp", "max_recipients", SETTING_COUNT, 1, LIM_SMTP_MAX_RECIPIENTS_MAX, false,
+     LIM_SMTP_MAX_MESSAGE_SIZE_MAX, NULL, NULL},
+    {"smtp", "max_recipients", SETTING_COUNT, 1, LIM_SMTP_MAX_RECIPIENTS_MAX, NULL,
      "RFC 5321 §4.5.3.1.8 asks for at least 100"},
-    {"smtp", "max_errors", SETTING_COUNT, 1, LIM_SMTP_MAX_ERRORS_MAX, false, NULL},
+    {"smtp", "max_errors", SETTING_COUNT, 1, LIM_SMTP_MAX_ERRORS_MAX, NULL, NULL},
     {"smtp", "command_line_max", SETTING_COUNT, LIM_SMTP_COMMAND_LINE_MIN,
-     LIM_SMTP_COMMAND_LINE_MAX, false,
+     LIM_SMTP_COMMAND_LINE_MAX, NULL,
      "RFC 5321 §4.5.3.1.4: servers must accept 512-octet command lines"},
-    {"smtp", "data_line_max", SETTING_COUNT, LIM_SMTP_DATA_LINE_MIN, LIM_SMTP_DATA_LINE_MAX, true,
-     "RFC 5321 §4.5.3.1.6: text lines of 1000 octets incl. CRLF are legal"},
-    {"smtp", "command_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, false, NULL},
-    {"smtp", "data_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, false, NULL},
+    {"smtp", "data_line_max", SETTING_COUNT, LIM_SMTP_DATA_LINE_MIN, LIM_SMTP_DATA_LINE_MAX,
+     "no limit", "RFC 5321 §4.5.3.1.6: text lines of 1000 octets incl. CRLF are legal"},
+    {"smtp", "command_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"smtp", "data_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "port", SETTING_COUNT, 1, 65535, NULL, NULL},
+    {"delivery", "dns_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_DELIVERY_DNS_TIMEOUT_MAX,
+     NULL, "a resolver silent for 5 minutes will not answer"},
+    {"delivery", "retry_jitter", SETTING_COUNT, 0, LIM_DELIVERY_RETRY_JITTER_MAX, NULL,
+     "percent; beyond 50 the schedule would lose its order"},
+    {"delivery", "queue_lifetime", SETTING_DURATION, LIM_DELIVERY_QUEUE_LIFETIME_MIN,
+     LIM_DELIVERY_QUEUE_LIFETIME_MAX, NULL, NULL},
+    {"delivery", "max_connections", SETTING_COUNT, 1, LIM_DELIVERY_CONNECTIONS_MAX, NULL,
+     "per destination"},
+    {"delivery", "initial_connections", SETTING_COUNT, 1, LIM_DELIVERY_CONNECTIONS_MAX, NULL,
+     "per destination"},
+    {"delivery", "max_messages_per_connection", SETTING_COUNT, 1, LIM_COUNT_MAX, NULL, NULL},
+    {"delivery", "max_recipients_per_transaction", SETTING_COUNT, 1, LIM_SMTP_MAX_RECIPIENTS_MAX,
+     NULL, NULL},
+    {"delivery", "dead_after", SETTING_COUNT, 1, LIM_DELIVERY_DEAD_AFTER_MAX, NULL,
+     "failed connections in a row"},
+    {"delivery", "dead_cooldown", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "connect_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "greeting_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL,
+     NULL},
+    {"delivery", "helo_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "mail_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "rcpt_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "data_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "data_block_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL,
+     NULL},
+    {"delivery", "dot_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "idle_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
+    {"delivery", "dsn_return_max", SETTING_SIZE, LIM_SMTP_MAX_MESSAGE_SIZE_MIN,
+     LIM_SMTP_MAX_MESSAGE_SIZE_MAX, "headers only", NULL},
+    {"delivery", "delay_notice_after", SETTING_DURATION, LIM_TIMEOUT_MIN,
+     LIM_DELIVERY_QUEUE_LIFETIME_MAX, "never", NULL},
 };
 
 size_t
@@ -155,6 +188,7 @@ note_where(cfg_t *cfg, int idx)
 	locate(cfg, &file, &w->line);
 	free(w->file);
 	w->file = file != NULL ? xstrdup(file) : NULL;
+	w->order = ++current->order;
 }
 
 /* libconfuse's own messages, reworded to "setting: problem" with the setting's full name. The
@@ -290,7 +324,7 @@ on_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
 		return 0;
 	}
-	if (num == 0 && s->zero_ok) {
+	if (num == 0 && s->zero != NULL) {
 		*(long *)result = 0;
 		return 0;
 	}
@@ -304,9 +338,10 @@ on_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 			       shown(value, v, sizeof(v)), lo, s->why ? " (" : "",
 			       s->why ? s->why : "", s->why ? ")" : "");
 		else
-			report(cfg, "%s: \"%s\": must be %sfrom %s to %s%s%s%s", path,
-			       shown(value, v, sizeof(v)), s->zero_ok ? "0 (no limit) or " : "", lo,
-			       hi, s->why ? " (" : "", s->why ? s->why : "", s->why ? ")" : "");
+			report(cfg, "%s: \"%s\": must be %s%s%sfrom %s to %s%s%s%s", path,
+			       shown(value, v, sizeof(v)), s->zero ? "0 (" : "",
+			       s->zero ? s->zero : "", s->zero ? ") or " : "", lo, hi,
+			       s->why ? " (" : "", s->why ? s->why : "", s->why ? ")" : "");
 		return 0;
 	}
 	*(long *)result = (long)num;
@@ -471,6 +506,141 @@ on_listener_end(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* ---- delivery { } and route "domain" { } ---- */
+
+/* smarthost and route hosts: syntax only (names are resolved when mail goes out). */
+static int
+on_delivery_host(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+	const char *why;
+
+	*(const char **)result = value;
+	if (host_port_parse_why(value, &why) != 0) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
+	}
+	return 0;
+}
+
+static int
+on_forwarder(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+	const char *why;
+
+	*(const char **)result = value;
+	if (forwarder_parse_why(value, &why) != 0)
+		report(cfg, "delivery.dns_forwarders: \"%s\": %s", shown(value, v, sizeof(v)), why);
+	return 0;
+}
+
+static int
+on_ip_version(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (ip_version_value(value) < 0)
+		report(cfg, "delivery.ip_version: \"%s\": expected any, ipv4 or ipv6",
+		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static int
+on_helo_name(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (!helo_name_valid(value))
+		report(cfg,
+		       "delivery.helo_name: \"%s\": not a valid domain name or address literal "
+		       "(as in mta.example.com, [192.0.2.1], [IPv6:2001:db8::1])",
+		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static int
+on_postmaster(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+	const char *why;
+
+	*(const char **)result = value;
+	if (mailbox_parse_why(value, &why) != 0)
+		report(cfg, "delivery.postmaster: \"%s\": %s", shown(value, v, sizeof(v)), why);
+	return 0;
+}
+
+/* One interval of the retry list. The count is checked here too, at the value that is one too
+ * many; an empty list ({}) gives no callback at all and is checked after parsing (load.c). */
+static int
+on_retry(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128], hi[32];
+	const char *why;
+	uint64_t s;
+
+	*(const char **)result = value;
+	if (current == NULL)
+		return 0;
+	/* libconfuse has added the value's slot already: the size counts this one. */
+	if (cfg_opt_size(opt) == LIM_DELIVERY_RETRY_COUNT + 1)
+		report(cfg,
+		       "delivery.retry: \"%s\": more than %d intervals (the last one repeats; a "
+		       "longer list is a typo, not a policy)",
+		       shown(value, v, sizeof(v)), LIM_DELIVERY_RETRY_COUNT);
+	if (parse_duration_why(value, &s, &why) != 0) {
+		report(cfg, "delivery.retry: \"%s\": %s", shown(value, v, sizeof(v)), why);
+	} else if (s < 1 || s > LIM_DELIVERY_RETRY_INTERVAL_MAX) {
+		format_duration(LIM_DELIVERY_RETRY_INTERVAL_MAX, hi, sizeof(hi));
+		report(cfg, "delivery.retry: \"%s\": each interval must be from 1s to %s",
+		       shown(value, v, sizeof(v)), hi);
+	}
+	return 0;
+}
+
+/* After a route section is read (cfg is the top level, the section the last one). */
+static int
+on_route_end(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned n = cfg_opt_size(opt);
+	cfg_t *sec = n > 0 ? cfg_opt_getnsec(opt, n - 1) : NULL;
+	char v[128];
+
+	if (sec == NULL)
+		return 0;
+	shown(sec->title, v, sizeof(v));
+	if (!hostname_valid(sec->title)) {
+		report(cfg,
+		       "route \"%s\": the title must be a domain name, as in route \"example.com\" "
+		       "{ }",
+		       v);
+		return 0;
+	}
+	/* libconfuse refuses a title seen before only when it is written the same way. */
+	for (unsigned i = 0; i + 1 < n; i++) {
+		const char *t = cfg_opt_getnsec(opt, i)->title;
+
+		if (strcasecmp(t, sec->title) == 0) {
+			char first[128];
+
+			report(cfg,
+			       "route \"%s\": defined twice (as route \"%s\" before; domains are "
+			       "case-insensitive): put all its hosts in one",
+			       v, shown(t, first, sizeof(first)));
+			return 0;
+		}
+	}
+	if (cfg_size(sec, "hosts") == 0)
+		report(cfg,
+		       "route \"%s\".hosts: at least one host is required, as in hosts = { "
+		       "\"mx.example.com\", \"192.0.2.25:2525\" }",
+		       v);
+	return 0;
+}
+
 /* ---- The schema ---- */
 
 static cfg_opt_t spool_opts[] = {
@@ -500,6 +670,44 @@ static cfg_opt_t smtp_opts[] = {
     CFG_END(),
 };
 
+static cfg_opt_t delivery_opts[] = {
+    CFG_STR_CB("helo_name", NULL, CFGF_NODEFAULT, on_helo_name),
+    CFG_INT_CB("port", DEF_DELIVERY_PORT, CFGF_NONE, on_number),
+    CFG_STR_LIST_CB("smarthost", NULL, CFGF_NONE, on_delivery_host),
+    CFG_STR_LIST_CB("dns_forwarders", NULL, CFGF_NONE, on_forwarder),
+    CFG_INT_CB("dns_timeout", DEF_DELIVERY_DNS_TIMEOUT, CFGF_NONE, on_number),
+    CFG_STR_CB("ip_version", DEF_DELIVERY_IP_VERSION, CFGF_NONE, on_ip_version),
+    CFG_STR_LIST_CB("retry", DEF_DELIVERY_RETRY, CFGF_NONE, on_retry),
+    CFG_INT_CB("retry_jitter", DEF_DELIVERY_RETRY_JITTER, CFGF_NONE, on_number),
+    CFG_INT_CB("queue_lifetime", DEF_DELIVERY_QUEUE_LIFETIME, CFGF_NONE, on_number),
+    CFG_INT_CB("max_connections", DEF_DELIVERY_MAX_CONNECTIONS, CFGF_NONE, on_number),
+    CFG_INT_CB("initial_connections", DEF_DELIVERY_INITIAL_CONNECTIONS, CFGF_NONE, on_number),
+    CFG_INT_CB("max_messages_per_connection", DEF_DELIVERY_MAX_MESSAGES_PER_CONNECTION, CFGF_NONE,
+               on_number),
+    CFG_INT_CB("max_recipients_per_transaction", DEF_DELIVERY_MAX_RECIPIENTS_PER_TRANSACTION,
+               CFGF_NONE, on_number),
+    CFG_INT_CB("dead_after", DEF_DELIVERY_DEAD_AFTER, CFGF_NONE, on_number),
+    CFG_INT_CB("dead_cooldown", DEF_DELIVERY_DEAD_COOLDOWN, CFGF_NONE, on_number),
+    CFG_INT_CB("connect_timeout", DEF_DELIVERY_CONNECT_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("greeting_timeout", DEF_DELIVERY_GREETING_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("helo_timeout", DEF_DELIVERY_HELO_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("mail_timeout", DEF_DELIVERY_MAIL_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("rcpt_timeout", DEF_DELIVERY_RCPT_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("data_timeout", DEF_DELIVERY_DATA_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("data_block_timeout", DEF_DELIVERY_DATA_BLOCK_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("dot_timeout", DEF_DELIVERY_DOT_TIMEOUT, CFGF_NONE, on_number),
+    CFG_INT_CB("idle_timeout", DEF_DELIVERY_IDLE_TIMEOUT, CFGF_NONE, on_number),
+    CFG_STR_CB("postmaster", NULL, CFGF_NODEFAULT, on_postmaster),
+    CFG_INT_CB("dsn_return_max", DEF_DELIVERY_DSN_RETURN_MAX, CFGF_NONE, on_number),
+    CFG_INT_CB("delay_notice_after", DEF_DELIVERY_DELAY_NOTICE_AFTER, CFGF_NONE, on_number),
+    CFG_END(),
+};
+
+static cfg_opt_t route_opts[] = {
+    CFG_STR_LIST_CB("hosts", NULL, CFGF_NONE, on_delivery_host),
+    CFG_END(),
+};
+
 static cfg_opt_t root_opts[] = {
     CFG_STR_CB("hostname", NULL, CFGF_NODEFAULT, on_hostname),
     CFG_INT_CB("threads", DEF_THREADS, CFGF_NONE, on_number),
@@ -509,6 +717,8 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("spool", spool_opts, CFGF_NONE),
     CFG_SEC("listener", listener_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("smtp", smtp_opts, CFGF_NONE),
+    CFG_SEC("delivery", delivery_opts, CFGF_NONE),
+    CFG_SEC("route", route_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),
 };
 
@@ -525,6 +735,7 @@ schema_new(struct load_ctx *ctx)
 	current_root = cfg;
 	cfg_set_error_function(cfg, on_confuse_error);
 	cfg_set_validate_func(cfg, "listener", on_listener_end);
+	cfg_set_validate_func(cfg, "route", on_route_end);
 	return cfg;
 }
 
