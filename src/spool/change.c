@@ -1,10 +1,13 @@
 /* change.c - changing committed messages: envelope updates and removal.
  *
- * Synchronous for the caller, but the work goes through the writer's queue like any other
- * request, so a delivery thread's updates are group-committed with everything else. The
- * caller blocks until the transaction is fsynced: never call these on an event loop.
+ * The work goes through the writer's queue like any other request, so delivery results
+ * are group-committed with everything else. spool_envelope_update() and spool_remove()
+ * block the caller until the transaction is fsynced: never call them on an event loop.
+ * spool_rcpt_change() and spool_delete() are their asynchronous forms, answered on a
+ * mailbox after the fsync.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/core.h"
 #include "spool/spool_private.h"
@@ -38,4 +41,81 @@ spool_remove(struct spool *sp, const char *id)
 	ret = req->status == SPOOL_OK && req->found ? 0 : -1;
 	spool_req_free(req);
 	return ret;
+}
+
+/* ---- asynchronous ---- */
+
+void
+spool_change_deliver(void *arg)
+{
+	struct spool_req *req = arg;
+
+	if (req->type == REQ_CHANGE)
+		req->change_cb(req->arg, req->status, req->removed);
+	else
+		req->cb(req->arg, req->status);
+	spool_req_free(req);
+}
+
+/* A request answered on mbox. An invalid id gets the all-NUL key, which no message has:
+ * the writer answers it SPOOL_IO_ERROR in its turn, so answers stay in request order. */
+static struct spool_req *
+async_req(enum spool_req_type type, const char *id, struct mailbox *mbox)
+{
+	static const char none[SPOOL_ID_LEN];
+	struct spool_req *req;
+
+	if (!spool_id_valid(id)) {
+		log_error("spool: %s: invalid queue id \"%.*s\"",
+		          type == REQ_CHANGE ? "change" : "delete", id != NULL ? SPOOL_ID_LEN : 0,
+		          id != NULL ? id : "");
+		id = none;
+	}
+	req = spool_req_new(type, id);
+	req->mbox = mbox;
+	return req;
+}
+
+/* Queues req; if the spool takes no requests (read-only, or closing), answers it
+ * SPOOL_IO_ERROR. */
+static void
+submit_async(struct spool *sp, struct spool_req *req)
+{
+	if (spool_queue(sp, req, req))
+		return;
+	log_error("spool: %s %.*s: the spool takes no more requests",
+	          req->type == REQ_CHANGE ? "change" : "delete", SPOOL_ID_LEN, req->id);
+	req->status = SPOOL_IO_ERROR;
+	if (req->type == REQ_CHANGE ? req->change_cb != NULL : req->cb != NULL)
+		mailbox_post(req->mbox, spool_change_deliver, req);
+	else
+		spool_req_free(req);
+}
+
+void
+spool_rcpt_change(struct spool *sp, const char *id, const struct spool_rcpt_change *changes,
+                  size_t n, struct mailbox *mbox, spool_change_cb *cb, void *arg)
+{
+	struct spool_req *req = async_req(REQ_CHANGE, id, mbox);
+
+	req->changes = xcalloc(n > 0 ? n : 1, sizeof(*req->changes));
+	req->nchanges = n;
+	for (size_t i = 0; i < n; i++) {
+		req->changes[i] = changes[i];
+		if (changes[i].last_reply != NULL)
+			req->changes[i].last_reply = xstrdup(changes[i].last_reply);
+	}
+	req->change_cb = cb;
+	req->arg = arg;
+	submit_async(sp, req);
+}
+
+void
+spool_delete(struct spool *sp, const char *id, struct mailbox *mbox, spool_done_cb *cb, void *arg)
+{
+	struct spool_req *req = async_req(REQ_DELETE, id, mbox);
+
+	req->cb = cb;
+	req->arg = arg;
+	submit_async(sp, req);
 }

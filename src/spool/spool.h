@@ -95,8 +95,9 @@ struct spool_options {
  * other processes may open it read-only meanwhile. */
 struct spool *spool_open(const char *dir, const struct spool_options *, int flags, char *err,
                          size_t errlen);
-/* Stops the writer after finishing every queued request (their callbacks are posted: the
- * mailboxes must still exist, and their loops must run again to deliver them). */
+/* Stops the reader and the writer after finishing every queued request, loads included
+ * (their callbacks are posted: the mailboxes must still exist, and their loops must run
+ * again to deliver them). */
 void spool_close(struct spool *);
 
 /* Number of committed messages (recovered + committed since open - removed). */
@@ -105,13 +106,17 @@ uint64_t spool_message_count(struct spool *);
 /* Counters since open, for metrics. commits / messages is the group-commit ratio. */
 struct spool_stats {
 	uint64_t commits;       /* LMDB write transactions committed (= fsyncs) */
-	uint64_t requests;      /* requests applied (chunks, commits, aborts, updates, removes) */
+	uint64_t requests;      /* writer requests applied (chunks, commits, aborts, updates,
+	                         * removes, recipient changes, deletes) */
 	uint64_t messages;      /* messages committed */
 	uint64_t chunks;        /* body chunks stored */
 	uint64_t bytes;         /* body octets stored */
 	uint64_t largest_batch; /* most requests in one transaction */
 	uint64_t full;          /* requests answered SPOOL_FULL */
-	uint64_t io_errors;     /* requests answered SPOOL_IO_ERROR */
+	uint64_t io_errors;     /* requests answered SPOOL_IO_ERROR (loads included) */
+	uint64_t loads;         /* spool_load() requests answered, SPOOL_OK or not */
+	uint64_t changes;       /* spool_rcpt_change() requests applied */
+	uint64_t removals;      /* messages removed (spool_remove, spool_delete, all rcpts done) */
 };
 void spool_stats(struct spool *, struct spool_stats *);
 
@@ -185,11 +190,15 @@ int spool_remove(struct spool *, const char *id);
  *
  * Requests may come from any event loop; each callback runs on the given mailbox. They never
  * block the caller: loads run on the spool's reader thread, changes go through the writer
- * (group-committed with everything else). */
+ * (group-committed with everything else). Loads are answered in request order, and so are
+ * changes and deletes, but a load and a change are not ordered with each other: a load
+ * made after a change's callback ran sees the change. An invalid id is answered
+ * SPOOL_IO_ERROR, in order. A read-only spool loads; its changes and deletes fail. */
 
 /* Loads a message: cb gets ownership of *env (envelope_clear() then free()) and, when
  * with_body, of body (evbuffer_free()); both NULL unless status is SPOOL_OK. A message that
- * is not there is SPOOL_IO_ERROR. */
+ * is not there is SPOOL_IO_ERROR, and so is a body that does not match its envelope's size
+ * (checked as by spool_body_read). */
 typedef void spool_load_cb(void *arg, enum spool_status, struct envelope *env,
                            struct evbuffer *body);
 void spool_load(struct spool *, const char *id, bool with_body, struct mailbox *, spool_load_cb *cb,
@@ -209,12 +218,18 @@ struct spool_rcpt_change {
  * transaction on the writer thread, so deliveries of different recipients of one message,
  * finishing at the same time, never lose each other's changes. When no recipient is left
  * RCPT_PENDING, the message (envelope and body) is removed in the same transaction, and
- * *removed says so. The changes are copied before the call returns. */
+ * the callback's removed says so. The changes are copied before the call returns. All or nothing:
+ * if the message is not there, or a change's index is out of range or its state unknown, the answer
+ * is SPOOL_IO_ERROR and nothing is written. Changes are applied in array order. n == 0 writes
+ * nothing, but removes a message with no recipient pending. cb may be NULL (then mbox may be too).
+ * removed is false unless status is SPOOL_OK. */
 typedef void spool_change_cb(void *arg, enum spool_status, bool removed);
 void spool_rcpt_change(struct spool *, const char *id, const struct spool_rcpt_change *, size_t n,
                        struct mailbox *, spool_change_cb *cb, void *arg);
 
-/* Removes a message (an operator's delete, a message all of whose recipients are done). */
+/* Removes a message (an operator's delete, a message all of whose recipients are done),
+ * durably. A message that is not there is SPOOL_IO_ERROR. cb may be NULL (then mbox may
+ * be too). */
 void spool_delete(struct spool *, const char *id, struct mailbox *, spool_done_cb *cb, void *arg);
 
 #endif

@@ -3,8 +3,9 @@
  * Threads: every LMDB write transaction runs on the writer thread (writer.c). Callers hand
  * it requests through a FIFO queue under sp->lock; it answers through each message's
  * mailbox (asynchronous requests) or by setting req->done under sp->lock and broadcasting
- * sp->synced (synchronous ones). Reads (store.c) open their own read transactions on any
- * thread (the env is opened MDB_NOTLS).
+ * sp->synced (synchronous ones). spool_load() requests go to the reader thread (reader.c)
+ * through a queue of their own under sp->rlock, and are answered on their mailboxes. Reads
+ * (store.c) open their own read transactions on any thread (the env is opened MDB_NOTLS).
  */
 #ifndef DROVER_SPOOL_PRIVATE_H
 #define DROVER_SPOOL_PRIVATE_H
@@ -29,6 +30,9 @@ enum spool_req_type {
 	REQ_ABORT,  /* delete the chunks of a message that will not be committed */
 	REQ_UPDATE, /* rewrite an existing envelope (synchronous) */
 	REQ_REMOVE, /* delete envelope and chunks (synchronous) */
+	REQ_CHANGE, /* read-modify-write of recipients; removes the message when none is left
+	             * pending (asynchronous, answered on req->mbox) */
+	REQ_DELETE, /* delete envelope and chunks (asynchronous, answered on req->mbox) */
 };
 
 struct spool_message {
@@ -54,12 +58,31 @@ struct spool_req {
 	struct evbuffer *data;     /* CHUNK: the octets (NULL: nothing to store) */
 	void *env;                 /* COMMIT, UPDATE: the encoded envelope */
 	size_t envlen;
-	spool_done_cb *cb; /* CHUNK, COMMIT: NULL = nobody to tell */
+	struct mailbox *mbox;              /* CHANGE, DELETE: where the answer goes */
+	struct spool_rcpt_change *changes; /* CHANGE: copied, last_reply strings too */
+	size_t nchanges;
+	spool_done_cb *cb;          /* CHUNK, COMMIT, DELETE: NULL = nobody to tell */
+	spool_change_cb *change_cb; /* CHANGE: NULL = nobody to tell */
 	void *arg;
 	/* Outcome. Set tentatively while applied in a transaction; final after it commits. */
 	enum spool_status status;
-	bool found; /* UPDATE, REMOVE: the message existed */
-	bool done;  /* synchronous requests: the writer is finished with it */
+	bool found;   /* UPDATE, REMOVE, DELETE: the message existed */
+	bool removed; /* CHANGE: no recipient was left pending, the message was removed */
+	bool done;    /* synchronous requests: the writer is finished with it */
+};
+
+/* A spool_load() request: queued for the reader thread, then posted to mbox with its
+ * outcome, whose ownership passes to cb. */
+struct spool_load {
+	struct spool_load *next;
+	char id[SPOOL_ID_LEN]; /* all NUL for an invalid id: never a stored key */
+	bool with_body;
+	struct mailbox *mbox;
+	spool_load_cb *cb;
+	void *arg;
+	enum spool_status status;
+	struct envelope *env;
+	struct evbuffer *body;
 };
 
 struct spool {
@@ -81,6 +104,15 @@ struct spool {
 	pthread_t writer;
 	bool full_logged; /* writer thread only: "spool full" was logged, no success since */
 	struct spool_stats stats;
+
+	/* The reader thread's queue, under a lock of its own: queueing a load never waits
+	 * for the writer's queue. */
+	pthread_mutex_t rlock; /* protects rhead, rtail, rstopping */
+	pthread_cond_t rwake;  /* the reader: loads queued, or stopping */
+	struct spool_load *rhead, **rtail;
+	bool rstopping;
+	bool reader_running; /* the thread that opens and closes the spool only */
+	pthread_t reader;
 };
 
 /* store.c */
@@ -90,6 +122,11 @@ int spool_txn_begin_read(struct spool *, MDB_txn **);
  * the LMDB error. */
 int spool_delete_chunks(struct spool *, MDB_txn *, const char *id, uint64_t *ndeleted);
 bool spool_id_valid(const char *id);
+/* Decodes a "msg" record (the id comes from the key). -1 (logged) if it is damaged. */
+int spool_decode_record(const MDB_val *key, const MDB_val *val, struct envelope *env);
+/* The body of the message env describes, read in txn and checked against env->size (no
+ * chunk missing, no octet more or less): a new evbuffer, or NULL (logged). */
+struct evbuffer *spool_body_get(struct spool *, MDB_txn *, const struct envelope *env);
 
 /* writer.c */
 int spool_writer_start(struct spool *, char *err, size_t errlen);
@@ -101,6 +138,15 @@ bool spool_queue(struct spool *, struct spool_req *first, struct spool_req *last
 void spool_queue_wait(struct spool *, struct spool_req *);
 struct spool_req *spool_req_new(enum spool_req_type, const char *id);
 void spool_req_free(struct spool_req *);
+
+/* reader.c */
+int spool_reader_start(struct spool *, char *err, size_t errlen);
+/* Answers every load queued, then stops the thread. Refuses new loads from the start. */
+void spool_reader_stop(struct spool *);
+
+/* change.c */
+/* Runs on req->mbox: calls a CHANGE or DELETE request's callback, then frees the request. */
+void spool_change_deliver(void *req);
 
 /* message.c */
 void spool_message_unref(struct spool_message *);

@@ -246,7 +246,10 @@ spool_open(const char *dir, const struct spool_options *opt, int flags, char *er
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_cond_init(&sp->wake, NULL);
 	pthread_cond_init(&sp->synced, NULL);
+	pthread_mutex_init(&sp->rlock, NULL);
+	pthread_cond_init(&sp->rwake, NULL);
 	sp->tail = &sp->head;
+	sp->rtail = &sp->rhead;
 	if (!sp->readonly) {
 		if (opt == NULL || opt->max_size == 0 || opt->batch_max == 0) {
 			snprintf(err, errlen, "spool %s: max_size and batch_max must be > 0", dir);
@@ -310,6 +313,9 @@ spool_open(const char *dir, const struct spool_options *opt, int flags, char *er
 		}
 		atomic_store(&sp->nmsg, st.ms_entries);
 	}
+	/* The reader serves spool_load() on a read-only spool too. */
+	if (spool_reader_start(sp, err, errlen) < 0)
+		goto fail;
 	if (!sp->readonly) {
 		log_info("spool: %llu messages recovered, %llu orphan chunks removed",
 		         (unsigned long long)st.ms_entries, (unsigned long long)norphans);
@@ -318,8 +324,11 @@ spool_open(const char *dir, const struct spool_options *opt, int flags, char *er
 	}
 	return sp;
 fail:
+	spool_reader_stop(sp);
 	if (sp->env != NULL)
 		mdb_env_close(sp->env);
+	pthread_cond_destroy(&sp->rwake);
+	pthread_mutex_destroy(&sp->rlock);
 	pthread_cond_destroy(&sp->synced);
 	pthread_cond_destroy(&sp->wake);
 	pthread_mutex_destroy(&sp->lock);
@@ -332,9 +341,13 @@ spool_close(struct spool *sp)
 {
 	if (sp == NULL)
 		return;
+	/* Each drains its queue first: every load and change made so far is answered. */
+	spool_reader_stop(sp);
 	if (!sp->readonly)
 		spool_writer_stop(sp);
 	mdb_env_close(sp->env);
+	pthread_cond_destroy(&sp->rwake);
+	pthread_mutex_destroy(&sp->rlock);
 	pthread_cond_destroy(&sp->synced);
 	pthread_cond_destroy(&sp->wake);
 	pthread_mutex_destroy(&sp->lock);
@@ -357,10 +370,9 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 
 /* ---- reading ---- */
 
-/* Decodes a "msg" record; the id comes from the key, which is what the record is filed
- * under. -1 (logged) if the record is damaged. */
-static int
-decode_record(const MDB_val *key, const MDB_val *val, struct envelope *env)
+/* The id comes from the key, which is what the record is filed under. */
+int
+spool_decode_record(const MDB_val *key, const MDB_val *val, struct envelope *env)
 {
 	if (key->mv_size != SPOOL_ID_LEN || envelope_decode(val->mv_data, val->mv_size, env) < 0) {
 		log_error("spool: damaged envelope record \"%.*s\" (%zu octets): skipped",
@@ -406,7 +418,7 @@ spool_foreach(struct spool *sp, spool_foreach_fn *fn, void *arg)
 				memcpy(resume, key.mv_data, SPOOL_ID_LEN);
 				break;
 			}
-			if (decode_record(&key, &val, &env) < 0)
+			if (spool_decode_record(&key, &val, &env) < 0)
 				continue;
 			ret = fn(arg, &env);
 			envelope_clear(&env);
@@ -436,68 +448,84 @@ spool_envelope_get(struct spool *sp, const char *id, struct envelope *env)
 		return -1;
 	rc = mdb_get(txn, sp->dbi_msg, &key, &val);
 	if (rc == 0)
-		rc = decode_record(&key, &val, env);
+		rc = spool_decode_record(&key, &val, env);
 	else if (rc != MDB_NOTFOUND)
 		log_error("spool: reading envelope %s: %s", id, mdb_strerror(rc));
 	mdb_txn_abort(txn);
 	return rc == 0 ? 0 : -1;
 }
 
-int
-spool_body_read(struct spool *sp, const char *id, struct evbuffer *out)
+struct evbuffer *
+spool_body_get(struct spool *sp, MDB_txn *txn, const struct envelope *env)
 {
 	uint8_t first[SPOOL_BODY_KEY_LEN];
-	struct evbuffer *body;
-	struct envelope env;
-	MDB_cursor *cur = NULL;
-	MDB_txn *txn;
-	MDB_val key = {SPOOL_ID_LEN, (void *)id}, val;
+	struct evbuffer *body = evbuffer_new();
+	MDB_cursor *cur;
+	MDB_val key, val;
 	uint32_t expect = 0;
 	uint64_t total = 0;
-	int rc, ret = -1;
+	int rc;
 
-	if (!spool_id_valid(id) || spool_txn_begin_read(sp, &txn) != 0)
-		return -1;
-	body = evbuffer_new();
-	/* The envelope, in the same snapshot: the message must exist, and its size says
-	 * whether every chunk is there. */
-	if ((rc = mdb_get(txn, sp->dbi_msg, &key, &val)) != 0 ||
-	    decode_record(&key, &val, &env) < 0)
-		goto done;
-	if ((rc = mdb_cursor_open(txn, sp->dbi_body, &cur)) != 0)
-		goto done_env;
-	spool_body_key(first, id, 0);
+	if (body == NULL)
+		fatal("spool: out of memory");
+	if ((rc = mdb_cursor_open(txn, sp->dbi_body, &cur)) != 0) {
+		log_error("spool: message %s: reading body: %s", env->id, mdb_strerror(rc));
+		goto fail;
+	}
+	spool_body_key(first, env->id, 0);
 	key.mv_size = sizeof(first);
 	key.mv_data = first;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 	     rc == 0 && key.mv_size == SPOOL_BODY_KEY_LEN &&
-	     memcmp(key.mv_data, id, SPOOL_ID_LEN) == 0;
+	     memcmp(key.mv_data, env->id, SPOOL_ID_LEN) == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		if (body_key_index(key.mv_data) != expect++) {
-			log_error("spool: message %s: body chunk %u missing", id, expect - 1);
-			goto done_env;
+			log_error("spool: message %s: body chunk %u missing", env->id, expect - 1);
+			goto fail_cur;
 		}
 		if (evbuffer_add(body, val.mv_data, val.mv_size) < 0)
 			fatal("spool: out of memory");
 		total += val.mv_size;
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND) {
-		log_error("spool: message %s: reading body: %s", id, mdb_strerror(rc));
-		goto done_env;
+		log_error("spool: message %s: reading body: %s", env->id, mdb_strerror(rc));
+		goto fail_cur;
 	}
-	if (total != env.size) {
-		log_error("spool: message %s: body has %llu octets, envelope says %llu", id,
-		          (unsigned long long)total, (unsigned long long)env.size);
-		goto done_env;
+	if (total != env->size) {
+		log_error("spool: message %s: body has %llu octets, envelope says %llu", env->id,
+		          (unsigned long long)total, (unsigned long long)env->size);
+		goto fail_cur;
 	}
-	evbuffer_add_buffer(out, body);
-	ret = 0;
-done_env:
-	envelope_clear(&env);
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	mdb_cursor_close(cur);
+	return body;
+fail_cur:
+	mdb_cursor_close(cur);
+fail:
 	evbuffer_free(body);
-	return ret;
+	return NULL;
+}
+
+int
+spool_body_read(struct spool *sp, const char *id, struct evbuffer *out)
+{
+	struct evbuffer *body = NULL;
+	struct envelope env;
+	MDB_txn *txn;
+	MDB_val key = {SPOOL_ID_LEN, (void *)id}, val;
+
+	if (!spool_id_valid(id) || spool_txn_begin_read(sp, &txn) != 0)
+		return -1;
+	/* The envelope, in the same snapshot: the message must exist, and its size says
+	 * whether every chunk is there. */
+	if (mdb_get(txn, sp->dbi_msg, &key, &val) == 0 &&
+	    spool_decode_record(&key, &val, &env) == 0) {
+		body = spool_body_get(sp, txn, &env);
+		envelope_clear(&env);
+	}
+	mdb_txn_abort(txn);
+	if (body == NULL)
+		return -1;
+	evbuffer_add_buffer(out, body);
+	evbuffer_free(body);
+	return 0;
 }

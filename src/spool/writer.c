@@ -8,6 +8,10 @@
  * If the batch's transaction fails (typically MDB_MAP_FULL: the spool is full), each
  * request is retried in a transaction of its own, so that those that fit are still stored
  * and only the others are refused.
+ *
+ * A recipient change reads the envelope inside the batch's transaction, so it sees what
+ * every earlier request of the batch wrote: two changes to one message never lose each
+ * other's work, whether or not they share a transaction.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,7 +24,8 @@
 
 static const char *const req_names[] = {
     [REQ_CHUNK] = "chunk",   [REQ_COMMIT] = "commit", [REQ_ABORT] = "abort",
-    [REQ_UPDATE] = "update", [REQ_REMOVE] = "remove",
+    [REQ_UPDATE] = "update", [REQ_REMOVE] = "remove", [REQ_CHANGE] = "change",
+    [REQ_DELETE] = "delete",
 };
 
 struct spool_req *
@@ -39,6 +44,9 @@ spool_req_free(struct spool_req *req)
 	if (req->data != NULL)
 		evbuffer_free(req->data);
 	free(req->env);
+	for (size_t i = 0; i < req->nchanges; i++)
+		free((char *)req->changes[i].last_reply);
+	free(req->changes);
 	free(req);
 }
 
@@ -151,6 +159,85 @@ apply_remove(struct spool *sp, MDB_txn *txn, struct spool_req *req)
 }
 
 static int
+apply_delete(struct spool *sp, MDB_txn *txn, struct spool_req *req)
+{
+	int rc = apply_remove(sp, txn, req);
+
+	if (rc == 0 && !req->found) {
+		log_debug("spool: delete %.*s: no such message", SPOOL_ID_LEN, req->id);
+		req->status = SPOOL_IO_ERROR;
+	}
+	return rc;
+}
+
+/* Read-modify-write: the envelope as this transaction sees it (earlier requests of the
+ * batch included), changed, then written back, or removed with the body if no recipient
+ * is left pending. A request that cannot apply (no such message, a damaged record, a bad
+ * change) fails alone and writes nothing. */
+static int
+apply_change(struct spool *sp, MDB_txn *txn, struct spool_req *req)
+{
+	MDB_val key = {SPOOL_ID_LEN, req->id}, val;
+	struct envelope env;
+	bool pending = false;
+	void *buf;
+	size_t len;
+	int rc;
+
+	req->status = SPOOL_IO_ERROR;
+	req->removed = false;
+	if ((rc = mdb_get(txn, sp->dbi_msg, &key, &val)) != 0) {
+		/* No such message is the caller's to report (it knows why it asked). */
+		if (rc == MDB_NOTFOUND)
+			log_debug("spool: change %.*s: no such message", SPOOL_ID_LEN, req->id);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	if (spool_decode_record(&key, &val, &env) < 0)
+		return 0;
+	/* All or nothing: check every change before applying any. */
+	for (size_t i = 0; i < req->nchanges; i++) {
+		const struct spool_rcpt_change *c = &req->changes[i];
+
+		if (c->index >= env.nrcpt || c->state > RCPT_EXPIRED) {
+			log_error("spool: change %.*s: recipient %zu of %zu, state %u: refused",
+			          SPOOL_ID_LEN, req->id, c->index, env.nrcpt, c->state);
+			envelope_clear(&env);
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < req->nchanges; i++) {
+		const struct spool_rcpt_change *c = &req->changes[i];
+		struct envelope_rcpt *r = &env.rcpt[c->index];
+
+		r->state = c->state;
+		r->attempts = c->attempts;
+		r->next_attempt_us = c->next_attempt_us;
+		/* Copied again: after a failed batch the request is applied once more. */
+		if (c->last_reply != NULL) {
+			free(r->last_reply);
+			r->last_reply = xstrdup(c->last_reply);
+		}
+	}
+	for (size_t i = 0; i < env.nrcpt && !pending; i++)
+		pending = env.rcpt[i].state == RCPT_PENDING;
+	if (!pending) {
+		if ((rc = mdb_del(txn, sp->dbi_msg, &key, NULL)) == 0)
+			rc = spool_delete_chunks(sp, txn, req->id, NULL);
+		req->removed = rc == 0;
+	} else if (req->nchanges > 0) {
+		buf = envelope_encode(&env, &len);
+		val.mv_size = len;
+		val.mv_data = buf;
+		rc = mdb_put(txn, sp->dbi_msg, &key, &val, 0);
+		free(buf);
+	}
+	envelope_clear(&env);
+	if (rc == 0)
+		req->status = SPOOL_OK;
+	return rc;
+}
+
+static int
 apply(struct spool *sp, MDB_txn *txn, struct spool_req *req)
 {
 	switch (req->type) {
@@ -165,6 +252,10 @@ apply(struct spool *sp, MDB_txn *txn, struct spool_req *req)
 		return apply_update(sp, txn, req);
 	case REQ_REMOVE:
 		return apply_remove(sp, txn, req);
+	case REQ_CHANGE:
+		return apply_change(sp, txn, req);
+	case REQ_DELETE:
+		return apply_delete(sp, txn, req);
 	}
 	return EINVAL;
 }
@@ -202,6 +293,7 @@ fail(struct spool *sp, struct spool_req *req, int rc)
 
 	req->status = status_of(rc);
 	req->found = false;
+	req->removed = false;
 	if (req->status == SPOOL_FULL) {
 		/* Once per episode: under load every session would log the same line. */
 		if (!sp->full_logged)
@@ -230,6 +322,8 @@ fail(struct spool *sp, struct spool_req *req, int rc)
 		break;
 	case REQ_UPDATE:
 	case REQ_REMOVE:
+	case REQ_CHANGE:
+	case REQ_DELETE:
 		break;
 	}
 }
@@ -260,9 +354,27 @@ finish(struct spool *sp, struct spool_req *req)
 		} else if (atomic_load(&msg->cancelled))
 			log_warn("spool: message %s (client gone) not stored", msg->id);
 		break;
-	case REQ_REMOVE:
-		if (req->status == SPOOL_OK && req->found)
+	case REQ_CHANGE:
+		if (req->status == SPOOL_OK) {
+			sp->stats.changes++;
+			if (req->removed) {
+				sp->stats.removals++;
+				atomic_fetch_sub(&sp->nmsg, 1);
+			}
+		}
+		break;
+	case REQ_DELETE:
+		/* SPOOL_OK only if the message existed. */
+		if (req->status == SPOOL_OK) {
+			sp->stats.removals++;
 			atomic_fetch_sub(&sp->nmsg, 1);
+		}
+		break;
+	case REQ_REMOVE:
+		if (req->status == SPOOL_OK && req->found) {
+			sp->stats.removals++;
+			atomic_fetch_sub(&sp->nmsg, 1);
+		}
 		/* FALLTHROUGH */
 	case REQ_UPDATE:
 		/* The caller waits for this and frees the request: hands off from here. */
@@ -275,6 +387,13 @@ finish(struct spool *sp, struct spool_req *req)
 	}
 	pthread_mutex_unlock(&sp->lock);
 
+	if (req->type == REQ_CHANGE || req->type == REQ_DELETE) {
+		if ((req->type == REQ_CHANGE ? req->change_cb != NULL : req->cb != NULL))
+			mailbox_post(req->mbox, spool_change_deliver, req);
+		else
+			spool_req_free(req);
+		return;
+	}
 	if (msg == NULL) {
 		spool_req_free(req);
 		return;
