@@ -18,6 +18,7 @@
 #include "conf/conf.h"
 #include "core/core.h"
 #include "ingress/ingress.h"
+#include "queue/queue.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
 
@@ -126,6 +127,8 @@ struct server {
 	int lock_fd;
 	struct event_base *base;
 	struct ingress *ingress;
+	struct ingress_hooks hooks;
+	struct queue_engine *engine;
 	struct spool *spool;
 	struct eventlog *log;
 };
@@ -212,8 +215,20 @@ cmd_serve(struct options *o)
 		log_error("spool: %s", err);
 		goto out;
 	}
+	if (cfg->delivery.enabled) {
+		srv.engine = queue_engine_start(cfg, srv.spool, srv.log, err, sizeof(err));
+		if (srv.engine == NULL) {
+			log_error("%s", err);
+			goto out;
+		}
+		srv.hooks =
+		    (struct ingress_hooks){.accepted = queue_engine_accepted, .arg = srv.engine};
+	} else
+		log_warn("delivery is off: mail is queued, not sent (set delivery.enabled, or "
+		         "configure a delivery { } section or a route)");
 	srv.base = event_base_new();
-	srv.ingress = ingress_start(srv.base, cfg, srv.spool, srv.log, NULL, err, sizeof(err));
+	srv.ingress = ingress_start(srv.base, cfg, srv.spool, srv.log,
+	                            srv.engine != NULL ? &srv.hooks : NULL, err, sizeof(err));
 	if (srv.ingress == NULL) {
 		log_error("%s", err);
 		goto out;
@@ -231,10 +246,15 @@ cmd_serve(struct options *o)
 
 	ingress_stop(srv.ingress, SHUTDOWN_GRACE_S);
 	srv.ingress = NULL;
+	if (srv.engine != NULL)
+		queue_engine_stop(srv.engine, SHUTDOWN_GRACE_S);
+	srv.engine = NULL;
 	for (size_t i = 0; i < nitems(sigs); i++)
 		event_free(sigs[i]);
 	rc = 0;
 out:
+	if (srv.engine != NULL)
+		queue_engine_stop(srv.engine, 0);
 	if (srv.spool != NULL) {
 		struct spool_stats st;
 		spool_stats(srv.spool, &st);

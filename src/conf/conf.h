@@ -57,6 +57,10 @@ struct route_conf {
 
 /* Outbound delivery; see docs/configuration.md for each default and its reason. */
 struct delivery_conf {
+	/* Whether mail is sent at all. "auto" (the default) means: when the configuration says
+	 * how, with a delivery { } section or a route; so the embedded defaults queue mail and
+	 * never send it. Mail waits in the queue meanwhile (it is not expired). */
+	bool enabled;
 	char *helo_name;  /* EHLO name; default: hostname */
 	unsigned port;    /* the mail exchangers' SMTP port (25) */
 	char **smarthost; /* hosts for every domain without a route; none = MX delivery */

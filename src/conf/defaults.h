@@ -125,6 +125,10 @@
 /* A resolver silent for 5 minutes will not answer; the message waits for its retry. */
 #define LIM_DELIVERY_DNS_TIMEOUT_MAX 300
 /* Both families, IPv6 first (RFC 6724 order), as the MX hosts publish them. */
+/* auto: deliver only when the configuration says how (a delivery { } section or a route), so
+ * that the embedded defaults, `make run` and a test rig that only receives never send mail
+ * towards the Internet by accident. */
+#define DEF_DELIVERY_ENABLED    "auto"
 #define DEF_DELIVERY_IP_VERSION "any"
 /* queue.h DEF_RETRY_INTERVALS_S (300, 600, 1200, 2400, 3600): 5, 10, 20, 40 minutes, then
  * hourly. The doubling reaches a greylisting server (typically 5-15 min) early; hourly retries
@@ -144,8 +148,9 @@
 /* queue.h DEF_QUEUE_LIFETIME_S: Postfix's maximal_queue_lifetime and RFC 5321 §4.5.4.1's "at
  * least 4-5 days". */
 #define DEF_DELIVERY_QUEUE_LIFETIME (5 * 86400)
-/* Shorter than a minute leaves no room for even one retry. */
-#define LIM_DELIVERY_QUEUE_LIFETIME_MIN 60
+/* Seconds are allowed: a time-critical stream (one-time codes) may want mail that cannot go
+ * within a minute bounced rather than delivered late, and tests want expiry quickly. */
+#define LIM_DELIVERY_QUEUE_LIFETIME_MIN 1
 /* A message months old is of no use to its sender: longer is a typo. */
 #define LIM_DELIVERY_QUEUE_LIFETIME_MAX (100 * 86400)
 /* queue.h DEF_QUEUE_MAX_WINDOW: Postfix's default_destination_concurrency_limit. */

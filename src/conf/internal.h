@@ -106,6 +106,10 @@ void load_error_at(struct load_ctx *, const char *file, int line, const char *fm
 
 /* Reads path and what it includes into s; -1 (reported) if path itself cannot be read. */
 int source_load(struct source *s, const char *path, struct load_ctx *ctx);
+/* True if the text opens a section named name ("delivery {"), at any depth. */
+bool source_has_section(const struct source *s, const char *name);
+/* delivery.enabled: 1 true, 0 false, -1 auto, -2 not a value. */
+int enabled_value(const char *value);
 /* The file and line that a line of the text came from (line 0: unknown). */
 void source_where(const struct source *s, int text_line, const char **file, int *line);
 /* The line of the text of the last "name =" (not "+="), outside quoted strings; 0 if none.

@@ -208,6 +208,23 @@ free_list(char **v, size_t n)
 	free(v);
 }
 
+int
+enabled_value(const char *value)
+{
+	static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no",
+	                                                                       "off"};
+
+	if (value == NULL || strcasecmp(value, "auto") == 0)
+		return -1;
+	for (size_t i = 0; i < nitems(yes); i++) {
+		if (strcasecmp(value, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(value, no[i]) == 0)
+			return 0;
+	}
+	return -2;
+}
+
 static void
 copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 {
@@ -219,6 +236,10 @@ copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 	d->helo_name = xstrdup(cfg_getstr(sec, "helo_name") != NULL ? cfg_getstr(sec, "helo_name")
 	                                                            : conf->hostname);
 	d->port = (unsigned)cfg_getint(sec, "port");
+	d->enabled = enabled_value(cfg_getstr(sec, "enabled")) == 1;
+	if (enabled_value(cfg_getstr(sec, "enabled")) == -1) /* auto */
+		d->enabled = ctx->src != NULL && (source_has_section(ctx->src, "delivery") ||
+		                                  cfg_size(cfg, "route") > 0);
 	d->smarthost = copy_list(sec, "smarthost", &d->nsmarthost);
 	d->dns_forwarders = copy_list(sec, "dns_forwarders", &d->ndns_forwarders);
 	d->dns_timeout_s = (unsigned)cfg_getint(sec, "dns_timeout");

@@ -548,6 +548,18 @@ on_ip_version(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 }
 
 static int
+on_enabled(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (enabled_value(value) < -1)
+		report(cfg, "delivery.enabled: \"%s\": expected auto, true or false",
+		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static int
 on_helo_name(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
 	char v[128];
@@ -671,6 +683,7 @@ static cfg_opt_t smtp_opts[] = {
 };
 
 static cfg_opt_t delivery_opts[] = {
+    CFG_STR_CB("enabled", DEF_DELIVERY_ENABLED, CFGF_NONE, on_enabled),
     CFG_STR_CB("helo_name", NULL, CFGF_NODEFAULT, on_helo_name),
     CFG_INT_CB("port", DEF_DELIVERY_PORT, CFGF_NONE, on_number),
     CFG_STR_LIST_CB("smarthost", NULL, CFGF_NONE, on_delivery_host),

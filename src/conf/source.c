@@ -182,6 +182,32 @@ source_last_assignment(const struct source *s, const char *name)
 	return found;
 }
 
+bool
+source_has_section(const struct source *s, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < s->len; i++) {
+		char c = s->text[i];
+
+		if (c == '"' || c == '\'') {
+			for (i++; i < s->len && s->text[i] != c; i++)
+				if (s->text[i] == '\\')
+					i++;
+		} else if (c == name[0] && (i == 0 || !word_char(s->text[i - 1])) &&
+		           s->len - i > n && memcmp(s->text + i, name, n) == 0 &&
+		           !word_char(s->text[i + n])) {
+			size_t j = i + n;
+
+			while (j < s->len && strchr(" \t\r\n", s->text[j]) != NULL)
+				j++;
+			if (j < s->len && s->text[j] == '{')
+				return true;
+		}
+	}
+	return false;
+}
+
 static void expand(struct expander *, const char *file, const char *data, size_t n);
 
 /* include("name") at data[*ip] (the word "include" is there). Returns false if this is not

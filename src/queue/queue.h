@@ -47,6 +47,10 @@
  * free list. Heaps shrink as they drain; an empty destination is freed.
  *
  * Thread-safety: none. A struct queue belongs to one event loop.
+ *
+ * The last section, "Engine", is not pure: it is the delivery engine that drives a struct
+ * queue from its own thread and event loop, with the spool, the resolver, the SMTP client and
+ * the DSN composer (docs/delivery.md, "The engine").
  */
 #ifndef DROVER_QUEUE_H
 #define DROVER_QUEUE_H
@@ -299,5 +303,67 @@ typedef bool queue_item_fn(void *arg, const struct queue_item_info *);
 typedef bool queue_dest_fn(void *arg, const struct queue_dest_stats *);
 void queue_foreach_item(const struct queue *, queue_item_fn *, void *arg);
 void queue_foreach_dest(const struct queue *, queue_dest_fn *, void *arg);
+
+/* ==== Engine ====
+ *
+ * The delivery engine: one thread running one event loop that owns a struct queue, a DNS
+ * resolver and the SMTP clients. It turns queued recipients into delivered, deferred (retried
+ * on the configured schedule), bounced or expired ones: each change is written to the spool
+ * (one spool_rcpt_change per message and destination, which removes the message when nothing
+ * is pending), logged in the event log (Delivery, TransientFailure, Bounce, Expiration,
+ * DsnQueued) and, for failures, reported to the sender in a DSN queued like any message.
+ *
+ * Crash safety: the spool is the truth. A recipient's outcome is written after the server's
+ * reply, so a crash in between delivers it again (a duplicate, never a loss); a DSN is
+ * committed before the recipients it reports are marked failed.
+ *
+ * Thread-safety: start and stop from one thread (the main one); submit from any thread
+ * between them. */
+
+struct config;
+struct envelope;
+struct eventlog;
+struct spool;
+struct queue_engine;
+
+/* Connections open at once over all destinations (each window is per destination): every
+ * connection is a descriptor, and the SMTP listeners need theirs too. */
+#define ENGINE_CONNECTIONS_MAX 512
+
+/* Reads every pending recipient from the spool (on the calling thread: the loop has not
+ * started), queues one item per message and recipient domain, then starts the thread. cfg,
+ * spool and log must outlive the engine. NULL with a reason in err (the resolver's
+ * forwarders, the queue's settings). */
+struct queue_engine *queue_engine_start(const struct config *, struct spool *, struct eventlog *,
+                                        char *err, size_t errlen);
+
+/* A message just committed to the spool: queued for each of its recipients' domains. Any
+ * thread; env is copied (id, arrival time, domains) before the call returns. */
+void queue_engine_submit(struct queue_engine *, const struct envelope *);
+/* The same with the signature of struct ingress_hooks.accepted (arg is the engine). */
+void queue_engine_accepted(void *engine, const struct envelope *);
+
+/* Stops taking work, ends every connection (QUIT after the message in flight), waits up to
+ * grace_s seconds for them, then for the spool to answer what was asked of it, and frees
+ * everything. What was not finished stays pending in the spool and is delivered after the
+ * next start. Call it after the last submit (after ingress_stop). */
+void queue_engine_stop(struct queue_engine *, unsigned grace_s);
+
+/* Counters since start, for logs and metrics (recipients unless said otherwise). */
+struct queue_engine_stats {
+	uint64_t loaded;          /* items queued from the spool at start */
+	uint64_t submitted;       /* items queued by queue_engine_submit() */
+	uint64_t delivered;       /* recipients accepted by a server */
+	uint64_t deferred;        /* recipient attempts that will be retried */
+	uint64_t bounced;         /* recipients refused for good */
+	uint64_t expired;         /* recipients given up at the end of their lifetime */
+	uint64_t dsns;            /* DSNs queued */
+	uint64_t connections;     /* SMTP sessions started */
+	uint64_t connections_ok;  /* ... that reached a server */
+	uint64_t messages_reused; /* transactions on a connection's second message or later */
+	uint64_t items;           /* items in the queue now */
+	unsigned open;            /* connections open now */
+};
+void queue_engine_stats(struct queue_engine *, struct queue_engine_stats *);
 
 #endif

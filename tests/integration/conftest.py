@@ -157,7 +157,10 @@ class Drover:
     """One `drover serve` with its own config, spool, event log and port.
 
     Config knobs (keyword arguments): hostname, threads, relay_networks (list), spool (dict of
-    settings of spool { }), smtp (dict of settings of smtp { }), extra (raw text appended).
+    settings of spool { }), smtp (dict of settings of smtp { }), delivery (dict of settings of
+    delivery { }; by default there is none, and with no route either, delivery is off
+    (delivery.enabled = auto): accepted mail stays queued, as the tests of reception expect), routes (dict: domain -> list of
+    hosts, one route "domain" { hosts = ... } each), extra (raw text appended).
     """
 
     def __init__(self, binary, workdir, **conf):
@@ -192,6 +195,13 @@ class Drover:
             out.append("smtp {")
             out += [f"  {k} = {fmt_value(v)}" for k, v in c["smtp"].items()]
             out.append("}")
+        delivery = c.get("delivery")
+        if delivery:
+            out.append("delivery {")
+            out += [f"  {k} = {fmt_value(v)}" for k, v in delivery.items()]
+            out.append("}")
+        for domain, hosts in c.get("routes", {}).items():
+            out += [f"route {fmt_value(domain)} {{", f"  hosts = {fmt_value(hosts)}", "}"]
         if c.get("extra"):
             out.append(c["extra"])
         return "\n".join(out) + "\n"

@@ -145,6 +145,34 @@ test_defaults_are_the_engines(void **state)
 	config_free(c);
 }
 
+/* enabled = auto: mail goes out only when the configuration says how. */
+static void
+test_delivery_enabled_auto(void **state)
+{
+	struct config *c = config_load(NULL, err, sizeof(err));
+
+	assert_false(c->delivery.enabled); /* the embedded defaults never send */
+	config_free(c);
+	c = load_ok("hostname = \"a.example\"\nsmtp {\n max_errors = 3\n}\n");
+	assert_false(c->delivery.enabled); /* a file that only says how to receive */
+	config_free(c);
+	c = load_ok("delivery {\n}\n");
+	assert_true(c->delivery.enabled);
+	config_free(c);
+	c = load_ok("route \"example.com\" {\n hosts = { \"127.0.0.1:2600\" }\n}\n");
+	assert_true(c->delivery.enabled);
+	config_free(c);
+	c = load_ok("delivery {\n enabled = false\n port = 2525\n}\n");
+	assert_false(c->delivery.enabled);
+	config_free(c);
+	c = load_ok("delivery {\n enabled = \"yes\"\n}\n");
+	assert_true(c->delivery.enabled);
+	config_free(c);
+	assert_true(strstr(errors_of("delivery {\n enabled = \"maybe\"\n}\n"),
+	                   "drover.conf:2: delivery.enabled: \"maybe\": expected auto, true or "
+	                   "false") != NULL);
+}
+
 static void
 test_helo_name_follows_hostname(void **state)
 {
@@ -477,13 +505,13 @@ static void
 test_bad_retry_intervals(void **state)
 {
 	const char *e = errors_of("delivery {\n retry = { \"5m\", \"0s\",\n \"5M\", \"2d\" }\n"
-	                          " retry_jitter = 51\n queue_lifetime = \"59s\"\n}\n");
+	                          " retry_jitter = 51\n queue_lifetime = \"0s\"\n}\n");
 
 	expect(e, "2: delivery.retry: \"0s\": each interval must be from 1s to 1d");
 	expect(e, "3: delivery.retry: \"5M\": expected a number of seconds");
 	expect(e, "3: delivery.retry: \"2d\": each interval must be from 1s to 1d");
 	expect(e, "4: delivery.retry_jitter: \"51\": must be from 0 to 50");
-	expect(e, "5: delivery.queue_lifetime: \"59s\": must be from 1m to 100d");
+	expect(e, "5: delivery.queue_lifetime: \"0s\": must be from 1s to 100d");
 	assert_int_equal(count_lines(e), 5);
 }
 
@@ -673,6 +701,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults_are_the_engines),
+	    cmocka_unit_test(test_delivery_enabled_auto),
 	    cmocka_unit_test(test_helo_name_follows_hostname),
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_ip_versions_and_zeroes),

@@ -1,0 +1,441 @@
+/* engine.c - the delivery engine's thread, event loop and lifecycle: settings from the
+ * configuration, the queue loaded from the spool at start, messages submitted by reception,
+ * the one timer, and the stop with its grace period.
+ *
+ * Everything but queue_engine_submit() and the counters runs on the engine's thread;
+ * submissions cross over through its mailbox. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "core/core.h"
+#include "queue/engine_internal.h"
+
+/* ---- Settings ---- */
+
+static unsigned
+ms(unsigned s)
+{
+	return s > UINT32_MAX / 1000 ? UINT32_MAX : s * 1000;
+}
+
+/* cfg->delivery, with a zero (a configuration that does not set it) taken as the default of
+ * the component that owns the setting. */
+static void
+engine_settings(struct queue_engine *e, struct queue_options *qo)
+{
+	const struct delivery_conf *d = &e->cfg->delivery;
+	struct delivery_timeouts *t = &e->dopts.timeouts;
+	uint64_t seed = 0;
+
+	e->dopts.helo_name = d->helo_name != NULL ? d->helo_name : e->cfg->hostname;
+	t->connect_ms = ms(d->connect_timeout_s);
+	t->greeting_ms = ms(d->greeting_timeout_s);
+	t->helo_ms = ms(d->helo_timeout_s);
+	t->mail_ms = ms(d->mail_timeout_s);
+	t->rcpt_ms = ms(d->rcpt_timeout_s);
+	t->data_ms = ms(d->data_timeout_s);
+	t->data_block_ms = ms(d->data_block_timeout_s);
+	t->dot_ms = ms(d->dot_timeout_s);
+	t->idle_ms = ms(d->idle_timeout_s);
+	e->port = (uint16_t)(d->port != 0 && d->port <= 65535 ? d->port : 25);
+	e->ip = d->ip_version == 4   ? DNS_IP_V4_ONLY
+	        : d->ip_version == 6 ? DNS_IP_V6_ONLY
+	                             : DNS_IP_PREFER_V6;
+	e->max_messages =
+	    d->max_messages_per_connection ? d->max_messages_per_connection : DEF_QUEUE_BATCH_MAX;
+	e->max_rcpts = d->max_recipients_per_transaction ? d->max_recipients_per_transaction : 100;
+	e->postmaster = d->postmaster != NULL && d->postmaster[0] != '\0' ? d->postmaster : NULL;
+	/* The configuration's default is DSN_DEF_RETURN_MAX; 0 there means headers only. */
+	e->dsn_return_max = (size_t)d->dsn_return_max;
+
+	queue_options_default(qo);
+	if (d->nretry > 0) {
+		qo->retry.n = (unsigned)(d->nretry < QUEUE_RETRY_MAX ? d->nretry : QUEUE_RETRY_MAX);
+		for (unsigned i = 0; i < qo->retry.n; i++)
+			qo->retry.interval_us[i] = d->retry_s[i] * USEC;
+		qo->retry.jitter_pct = d->retry_jitter_pct;
+	}
+	if (d->queue_lifetime_s > 0)
+		qo->retry.lifetime_us = d->queue_lifetime_s * USEC;
+	if (d->max_connections > 0)
+		qo->max_window = d->max_connections;
+	if (d->initial_connections > 0)
+		qo->initial_window = d->initial_connections;
+	if (qo->initial_window > qo->max_window)
+		qo->initial_window = qo->max_window;
+	if (d->dead_after > 0)
+		qo->dead_after = d->dead_after;
+	if (d->dead_cooldown_s > 0) {
+		qo->dead_cooldown_us = d->dead_cooldown_s * USEC;
+		if (qo->dead_cooldown_max_us < qo->dead_cooldown_us)
+			qo->dead_cooldown_max_us = qo->dead_cooldown_us;
+	}
+	qo->batch_max = e->max_messages;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = time_now_us() ^ time_mono_us();
+	qo->seed = seed;
+}
+
+/* ---- Small shared helpers ---- */
+
+void
+engine_domain(const char *address, char *buf, size_t size)
+{
+	const char *at = strrchr(address, '@');
+	size_t i = 0;
+
+	if (at != NULL)
+		for (const char *p = at + 1; *p != '\0' && i + 1 < size; p++)
+			buf[i++] = (char)tolower((unsigned char)*p);
+	buf[i] = '\0';
+}
+
+void
+engine_kick(struct queue_engine *e)
+{
+	uint64_t due, now;
+	struct timeval tv = {0, 0};
+
+	if (e->stopping)
+		return;
+	/* At the limit, nothing can be taken: the next attempt to end kicks again. */
+	if (e->nattempts >= ENGINE_CONNECTIONS_MAX || e->nexpiring >= ENGINE_EXPIRING_MAX) {
+		evtimer_del(e->timer);
+		return;
+	}
+	due = queue_next_due_us(e->q);
+	if (due == UINT64_MAX) {
+		evtimer_del(e->timer);
+		return;
+	}
+	now = time_now_us();
+	if (due > now) {
+		uint64_t wait = due - now;
+		tv.tv_sec = (time_t)(wait / USEC);
+		tv.tv_usec = (suseconds_t)(wait % USEC);
+	}
+	evtimer_add(e->timer, &tv);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_engine *e = arg;
+
+	engine_dispatch(e);
+	engine_kick(e);
+}
+
+/* ---- Startup: the queue from the spool ---- */
+
+struct dest_acc {
+	char name[DNS_NAME_MAX + 3]; /* room for "[IPv6:...]" literals is cut, as any name */
+	uint64_t next_us;
+	unsigned attempts;
+};
+
+/* The distinct domains of env's pending recipients (a linear search: messages with more
+ * than a few domains are rare, and the count is bounded by the recipients). */
+static size_t
+group_domains(const struct envelope *env, struct dest_acc **out)
+{
+	struct dest_acc *d = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &env->rcpt[i];
+		char name[sizeof(d->name)];
+		size_t k;
+
+		if (r->state != RCPT_PENDING)
+			continue;
+		engine_domain(r->address, name, sizeof(name));
+		for (k = 0; k < n && strcmp(d[k].name, name) != 0; k++)
+			;
+		if (k == n) {
+			d = xrealloc(d, (n + 1) * sizeof(*d));
+			strlcpy_s(d[n].name, name, sizeof(d[n].name));
+			d[n].next_us = r->next_attempt_us;
+			d[n].attempts = r->attempts;
+			n++;
+			continue;
+		}
+		if (r->next_attempt_us < d[k].next_us)
+			d[k].next_us = r->next_attempt_us;
+		if (r->attempts > d[k].attempts)
+			d[k].attempts = r->attempts;
+	}
+	*out = d;
+	return n;
+}
+
+static void
+queue_dests(struct queue_engine *e, const char *id, uint64_t received_us, struct dest_acc *d,
+            size_t n, _Atomic uint64_t *counter)
+{
+	for (size_t k = 0; k < n; k++) {
+		if (d[k].name[0] == '\0') {
+			log_warn("queue: message %s: a recipient without a domain cannot be "
+			         "delivered; left in the spool",
+			         id);
+			continue;
+		}
+		if (queue_add(e->q, id, d[k].name, received_us, d[k].next_us, d[k].attempts) == 0) {
+			atomic_fetch_add(counter, 1);
+			atomic_fetch_add(&e->st_items, 1);
+		} else if (errno != EEXIST)
+			log_warn("queue: message %s to %s: cannot queue: %s", id, d[k].name,
+			         strerror(errno));
+	}
+}
+
+static int
+load_one(void *arg, const struct envelope *env)
+{
+	struct queue_engine *e = arg;
+	struct dest_acc *d;
+	size_t n = group_domains(env, &d);
+
+	queue_dests(e, env->id, env->received_us, d, n, &e->st_loaded);
+	free(d);
+	return 0;
+}
+
+/* ---- Submissions (any thread) ---- */
+
+struct submission {
+	struct queue_engine *e;
+	char id[SPOOL_ID_LEN + 1];
+	uint64_t received_us;
+	size_t n;
+	struct dest_acc *d;
+};
+
+static void
+on_submission(void *arg)
+{
+	struct submission *s = arg;
+
+	queue_dests(s->e, s->id, s->received_us, s->d, s->n, &s->e->st_submitted);
+	engine_kick(s->e);
+	free(s->d);
+	free(s);
+}
+
+void
+queue_engine_submit(struct queue_engine *qe, const struct envelope *env)
+{
+	struct queue_engine *e = qe;
+	struct submission *s = xcalloc(1, sizeof(*s));
+
+	s->e = e;
+	strlcpy_s(s->id, env->id, sizeof(s->id));
+	s->received_us = env->received_us;
+	s->n = group_domains(env, &s->d);
+	/* A fresh message: due at once, no attempt made (group_domains took the envelope's,
+	 * which reception leaves at zero). */
+	for (size_t k = 0; k < s->n; k++) {
+		s->d[k].next_us = 0;
+		s->d[k].attempts = 0;
+	}
+	mailbox_post(e->mbox, on_submission, s);
+}
+
+void
+queue_engine_accepted(void *engine, const struct envelope *env)
+{
+	queue_engine_submit(engine, env);
+}
+
+/* ---- Lifecycle ---- */
+
+static void *
+engine_main(void *arg)
+{
+	struct queue_engine *e = arg;
+
+	engine_kick(e);
+	event_base_dispatch(e->base);
+	return NULL;
+}
+
+static void
+engine_free(struct queue_engine *e)
+{
+	if (e->timer != NULL)
+		event_free(e->timer);
+	if (e->grace != NULL)
+		event_free(e->grace);
+	if (e->dns != NULL)
+		dns_resolver_free(e->dns);
+	if (e->q != NULL)
+		queue_free(e->q);
+	if (e->mbox != NULL)
+		mailbox_free(e->mbox);
+	if (e->base != NULL)
+		event_base_free(e->base);
+	free(e);
+}
+
+struct queue_engine *
+queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlog *log, char *err,
+                   size_t errlen)
+{
+	struct queue_engine *e = xcalloc(1, sizeof(*e));
+	const struct delivery_conf *d = &cfg->delivery;
+	struct queue_options qo;
+	struct dns_options dopt = {0};
+	const char **fwd = NULL;
+	char why[256];
+	uint64_t t0 = time_mono_us();
+
+	e->cfg = cfg;
+	e->spool = spool;
+	e->log = log;
+	engine_settings(e, &qo);
+	e->q = queue_new(&qo, why, sizeof(why));
+	if (e->q == NULL) {
+		snprintf(err, errlen, "delivery: %s", why);
+		goto fail;
+	}
+	e->base = event_base_new();
+	if (e->base == NULL) {
+		snprintf(err, errlen, "delivery: cannot create an event loop");
+		goto fail;
+	}
+	e->mbox = mailbox_new(e->base);
+	e->timer = evtimer_new(e->base, on_timer, e);
+	if (d->ndns_forwarders > 0) {
+		fwd = xcalloc(d->ndns_forwarders + 1, sizeof(*fwd));
+		for (size_t i = 0; i < d->ndns_forwarders; i++)
+			fwd[i] = d->dns_forwarders[i];
+		dopt.forwarders = fwd;
+	}
+	dopt.timeout_ms = ms(d->dns_timeout_s);
+	e->dns = dns_resolver_new(e->base, &dopt, err, errlen);
+	free(fwd);
+	if (e->dns == NULL)
+		goto fail;
+
+	if (spool_foreach(spool, load_one, e) < 0) {
+		snprintf(err, errlen, "delivery: cannot read the spool");
+		goto fail;
+	}
+	log_info("delivery: %llu queue items from the spool in %.3f s",
+	         (unsigned long long)atomic_load(&e->st_loaded),
+	         (double)(time_mono_us() - t0) / 1e6);
+
+	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+		snprintf(err, errlen, "delivery: cannot start the thread: %s", strerror(errno));
+		goto fail;
+	}
+	e->thread_started = true;
+	return e;
+fail:
+	engine_free(e);
+	return NULL;
+}
+
+void
+engine_check_stopped(struct queue_engine *e)
+{
+	if (e->stopping && e->nattempts == 0 && e->spool_ops == 0)
+		event_base_loopbreak(e->base);
+}
+
+static void
+on_grace(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_engine *e = arg;
+	struct attempt *a, *next;
+
+	e->grace_over = true;
+	if (e->nattempts > 0)
+		log_warn("delivery: %u connection%s still busy after the grace period: dropped, "
+		         "their messages stay queued",
+		         e->nattempts, e->nattempts == 1 ? "" : "s");
+	for (a = e->attempts; a != NULL; a = next) {
+		next = a->next;
+		attempt_abort(a);
+	}
+	engine_check_stopped(e);
+}
+
+struct stop_req {
+	struct queue_engine *e;
+	unsigned grace_s;
+};
+
+static void
+on_stop(void *arg)
+{
+	struct stop_req *r = arg;
+	struct queue_engine *e = r->e;
+	struct attempt *a, *next;
+	struct timeval tv = {.tv_sec = r->grace_s};
+
+	free(r);
+	e->stopping = true;
+	evtimer_del(e->timer);
+	for (a = e->attempts; a != NULL; a = next) {
+		next = a->next;
+		attempt_stop(a);
+	}
+	e->grace = evtimer_new(e->base, on_grace, e);
+	evtimer_add(e->grace, &tv);
+	engine_check_stopped(e);
+}
+
+void
+queue_engine_stop(struct queue_engine *qe, unsigned grace_s)
+{
+	struct queue_engine *e = qe;
+	struct stop_req *r;
+	struct queue_engine_stats st;
+
+	if (e == NULL)
+		return;
+	if (e->thread_started) {
+		r = xmalloc(sizeof(*r));
+		r->e = e;
+		r->grace_s = grace_s;
+		mailbox_post(e->mbox, on_stop, r);
+		pthread_join(e->thread, NULL);
+	}
+	queue_engine_stats(qe, &st);
+	log_info("delivery: %llu delivered, %llu deferred, %llu bounced, %llu expired, %llu DSNs, "
+	         "%llu connections (%llu reached a server), %llu items left queued",
+	         (unsigned long long)st.delivered, (unsigned long long)st.deferred,
+	         (unsigned long long)st.bounced, (unsigned long long)st.expired,
+	         (unsigned long long)st.dsns, (unsigned long long)st.connections,
+	         (unsigned long long)st.connections_ok, (unsigned long long)st.items);
+	engine_free(e);
+}
+
+void
+queue_engine_stats(struct queue_engine *qe, struct queue_engine_stats *st)
+{
+	struct queue_engine *e = qe;
+
+	*st = (struct queue_engine_stats){
+	    .loaded = atomic_load(&e->st_loaded),
+	    .submitted = atomic_load(&e->st_submitted),
+	    .delivered = atomic_load(&e->st_delivered),
+	    .deferred = atomic_load(&e->st_deferred),
+	    .bounced = atomic_load(&e->st_bounced),
+	    .expired = atomic_load(&e->st_expired),
+	    .dsns = atomic_load(&e->st_dsns),
+	    .connections = atomic_load(&e->st_connections),
+	    .connections_ok = atomic_load(&e->st_connections_ok),
+	    .messages_reused = atomic_load(&e->st_reused),
+	    .items = atomic_load(&e->st_items),
+	    .open = atomic_load(&e->st_open),
+	};
+}

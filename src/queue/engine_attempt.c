@@ -1,0 +1,423 @@
+/* engine_attempt.c - one connection's life: a queue slot for a destination, the messages
+ * loaded for it, the SMTP client that carries them one transaction at a time, more messages
+ * of the same destination while the connection lasts (up to max_messages_per_connection),
+ * and the slot given back with the connection's fate (reached the site or not).
+ *
+ *	attempt_new ─► targets (route / smarthost / MX)  ┐
+ *	            └► spool_load per message            ┴► client: send, result, next ... closed
+ *
+ * An attempt ends ("over") when its client has closed, when it has no target (DNS), or when
+ * the engine stops; it is freed once its last job has left. Jobs not sent when it ends are
+ * untried: their items are due again at once, no attempt counted. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "core/core.h"
+#include "queue/engine_internal.h"
+
+static const struct delivery_message *on_next(void *arg, struct delivery_client *);
+static void on_result(void *arg, struct delivery_client *, const struct delivery_result *);
+static void on_closed(void *arg, struct delivery_client *, const struct delivery_session *);
+
+static const struct delivery_callbacks client_callbacks = {
+    .result = on_result,
+    .next = on_next,
+    .closed = on_closed,
+};
+
+/* ---- Jobs on the attempt ---- */
+
+static void
+attach(struct attempt *a, struct job *j)
+{
+	j->a = a;
+	j->prev = a->jobs_tail;
+	j->next = NULL;
+	if (a->jobs_tail != NULL)
+		a->jobs_tail->next = j;
+	else
+		a->jobs = j;
+	a->jobs_tail = j;
+	a->njobs++;
+	a->taken++;
+}
+
+static void
+detach(struct attempt *a, struct job *j)
+{
+	if (j->prev != NULL)
+		j->prev->next = j->next;
+	else
+		a->jobs = j->next;
+	if (j->next != NULL)
+		j->next->prev = j->prev;
+	else
+		a->jobs_tail = j->prev;
+	j->prev = j->next = NULL;
+	j->a = NULL;
+	a->njobs--;
+	if (a->current == j)
+		a->current = NULL;
+}
+
+static void
+take(struct attempt *a, struct queue_item **items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = job_new(a->e, a, items[i]);
+
+		attach(a, j);
+		job_load(j);
+	}
+}
+
+/* The job whose transaction goes next: the rest of the current message's recipients first,
+ * then the oldest message loaded. */
+static struct job *
+pick(struct attempt *a)
+{
+	if (a->current != NULL && a->current->next_txn < a->current->ntxn)
+		return a->current;
+	for (struct job *j = a->jobs; j != NULL; j = j->next)
+		if (j->state == JOB_READY && j->ntxn > 0)
+			return j;
+	return NULL;
+}
+
+static const struct delivery_message *
+commit(struct attempt *a, struct job *j)
+{
+	const struct delivery_message *m = &j->txn[j->next_txn++];
+
+	if (j->state == JOB_READY) {
+		j->state = JOB_SENDING;
+		j->started_mono = time_mono_us();
+	}
+	a->current = j;
+	a->inflight = true;
+	a->idle = false;
+	return m;
+}
+
+/* ---- The end ---- */
+
+static void
+attempt_maybe_free(struct attempt *a)
+{
+	struct queue_engine *e = a->e;
+
+	if (!a->over || a->njobs > 0 || a->client != NULL || a->busy > 0)
+		return;
+	if (a->prev != NULL)
+		a->prev->next = a->next;
+	else
+		e->attempts = a->next;
+	if (a->next != NULL)
+		a->next->prev = a->prev;
+	targets_free(a);
+	free(a->domain);
+	free(a);
+	e->nattempts--;
+	atomic_fetch_sub(&e->st_open, 1);
+	engine_kick(e);
+	engine_check_stopped(e);
+}
+
+/* The connection is over: the slot goes back with its fate, unsent jobs finish untried (those
+ * still loading, when they arrive). */
+static void
+attempt_over(struct attempt *a, enum queue_conn fate)
+{
+	struct queue_engine *e = a->e;
+	uint64_t now = time_now_us();
+	struct job *j, *next;
+
+	if (a->over)
+		return;
+	a->over = true;
+	a->idle = false;
+	if (fate != QUEUE_CONN_NONE) {
+		enum queue_dest_state st = queue_feedback(e->q, a->dest, fate, now);
+
+		if (st == QUEUE_DEST_DEAD && fate == QUEUE_CONN_FAILED)
+			log_warn("delivery: %s: connections keep failing: destination held back",
+			         a->domain);
+	}
+	queue_release(e->q, a->dest, QUEUE_CONN_NONE, now);
+	a->dest = NULL;
+	a->busy++; /* finishing a job may end the attempt: not while walking its list */
+	for (j = a->jobs; j != NULL; j = next) {
+		next = j->next;
+		if (j->state != JOB_LOADING)
+			job_finish(j);
+	}
+	a->busy--;
+	attempt_maybe_free(a);
+}
+
+/* ---- Sending ---- */
+
+static void
+attempt_pump(struct attempt *a)
+{
+	struct queue_engine *e = a->e;
+	struct job *j;
+	char err[256];
+
+	if (a->over || a->tstate != T_READY || a->inflight || e->stopping)
+		return;
+	j = pick(a);
+	if (j == NULL)
+		return;
+	if (a->client == NULL) {
+		a->client = delivery_client_new(e->base, &e->dopts, a->targets, a->ntargets,
+		                                &client_callbacks, a, err, sizeof(err));
+		if (a->client == NULL) {
+			log_error("delivery: %s: %s", a->domain, err);
+			for (struct job *k = a->jobs; k != NULL; k = k->next)
+				job_decide_all(k, R_DEFERRED, 451, "4.3.0", err, true);
+			attempt_over(a, QUEUE_CONN_NONE);
+			return;
+		}
+		atomic_fetch_add(&e->st_connections, 1);
+	} else if (!delivery_client_idle(a->client))
+		return; /* closing: on_closed finishes the jobs */
+	if (delivery_client_send(a->client, &j->txn[j->next_txn]) == 0) {
+		bool first = a->taken == a->njobs && j->state == JOB_READY && j == a->jobs;
+
+		(void)commit(a, j);
+		/* The connection's first message: its time includes finding and reaching the
+		 * server. */
+		if (first)
+			j->started_mono = a->started_mono;
+	}
+}
+
+void
+attempt_refill(struct attempt *a)
+{
+	struct queue_engine *e = a->e;
+	struct queue_item *items[ENGINE_PREFETCH];
+	size_t room, left, n;
+
+	if (a->over || e->stopping || a->njobs >= ENGINE_PREFETCH || a->taken >= e->max_messages)
+		return;
+	room = ENGINE_PREFETCH - a->njobs;
+	left = e->max_messages - a->taken;
+	n = queue_take_more(e->q, a->dest, time_now_us(), items, room < left ? room : left);
+	if (n > 0) {
+		a->idle = false;
+		take(a, items, n);
+	}
+}
+
+/* ---- Client callbacks ---- */
+
+static const struct delivery_message *
+on_next(void *arg, struct delivery_client *c)
+{
+	struct attempt *a = arg;
+	struct job *j;
+
+	if (a->e->stopping)
+		return NULL;
+	attempt_refill(a);
+	j = pick(a);
+	if (j != NULL)
+		return commit(a, j);
+	if (a->njobs == 0) {
+		if (a->taken >= a->e->max_messages)
+			delivery_client_close(c);
+		else
+			a->idle = true; /* the dispatcher may give it more (engine_dispatch) */
+	}
+	return NULL; /* idle: a message that finishes loading is sent by attempt_pump */
+}
+
+static enum rcpt_fate
+fate_of(enum delivery_status st)
+{
+	switch (st) {
+	case DELIVERY_DELIVERED:
+		return R_DELIVERED;
+	case DELIVERY_BOUNCED:
+		return R_BOUNCED;
+	case DELIVERY_DEFERRED:
+	default:
+		return R_DEFERRED;
+	}
+}
+
+static void
+on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
+{
+	struct attempt *a = arg;
+	const struct delivery_message *m = r->msg;
+	struct job *j = m->arg;
+	size_t off = (size_t)(m->rcpt - j->ridx);
+	uint64_t elapsed = (time_mono_us() - j->started_mono) / 1000;
+
+	a->inflight = false;
+	if (r->reused)
+		atomic_fetch_add(&a->e->st_reused, 1);
+	for (size_t i = 0; i < r->nrcpt && off + i < j->nr; i++) {
+		const struct delivery_rcpt_result *rr = &r->rcpt[i];
+		struct rcpt_result *res = &j->res[off + i];
+
+		/* A reused connection that broke before MAIL was answered was most likely closed
+		 * by the server while idle: not this message's failure. It stays untried and goes
+		 * again at once, on a new connection (Postfix does the same). */
+		if (r->reused && rr->reply.local && rr->status == DELIVERY_DEFERRED &&
+		    (rr->phase == DELIVERY_PHASE_RSET || rr->phase == DELIVERY_PHASE_MAIL))
+			continue;
+		res->fate = fate_of(rr->status);
+		res->code = rr->reply.code;
+		strlcpy_s(res->status, rr->reply.status, sizeof(res->status));
+		free(res->text);
+		res->text = xstrdup(rr->reply.text != NULL ? rr->reply.text : "");
+		res->local = rr->reply.local;
+		free(res->mx);
+		free(res->ip);
+		res->mx = r->mx_host != NULL ? xstrdup(r->mx_host) : NULL;
+		res->ip = r->mx_addr != NULL ? xstrdup(r->mx_addr) : NULL;
+		res->port = r->mx_port;
+		res->reused = r->reused;
+		res->elapsed_ms = elapsed;
+	}
+	if (++j->done_txn == j->ntxn)
+		job_finish(j); /* leaves the attempt; next() comes right after */
+}
+
+static void
+on_closed(void *arg, struct delivery_client *c, const struct delivery_session *s)
+{
+	struct attempt *a = arg;
+	enum queue_conn fate = s->established ? QUEUE_CONN_OK
+	                       : s->tried > 0 ? QUEUE_CONN_FAILED
+	                                      : QUEUE_CONN_NONE;
+
+	if (s->established)
+		atomic_fetch_add(&a->e->st_connections_ok, 1);
+	else if (s->tried > 0 && s->error != NULL)
+		log_debug("delivery: %s: no server reached (%u tried): %d %s %s", a->domain,
+		          s->tried, s->error->code, s->error->status, s->error->text);
+	delivery_client_free(c);
+	a->client = NULL;
+	a->inflight = false;
+	attempt_over(a, fate);
+}
+
+/* ---- Lifecycle ---- */
+
+struct attempt *
+attempt_new(struct queue_engine *e, struct queue_dest *dest, struct queue_item **items, size_t n)
+{
+	struct attempt *a = xcalloc(1, sizeof(*a));
+
+	a->e = e;
+	a->dest = dest;
+	a->domain = xstrdup(queue_dest_name(dest));
+	a->started_mono = time_mono_us();
+	a->next = e->attempts;
+	if (e->attempts != NULL)
+		e->attempts->prev = a;
+	e->attempts = a;
+	e->nattempts++;
+	atomic_fetch_add(&e->st_open, 1);
+	take(a, items, n);
+	targets_resolve(a);
+	return a;
+}
+
+void
+attempt_targets_done(struct attempt *a)
+{
+	struct job *j, *next;
+
+	if (a->over)
+		return;
+	if (a->tstate == T_READY) {
+		attempt_pump(a);
+		return;
+	}
+	/* No target: every message gets the failure, without a connection (not a site
+	 * failure for the queue's window: nothing was reached or not reached). */
+	for (j = a->jobs; j != NULL; j = next) {
+		next = j->next;
+		if (j->state != JOB_LOADING)
+			job_decide_all(j, a->fail_fate, a->fail_code, a->fail_status, a->fail_text,
+			               true);
+	}
+	attempt_over(a, QUEUE_CONN_NONE);
+}
+
+/* A job has loaded (or failed to): send it, or fail it like the others, or finish it. */
+void
+attempt_job_loaded(struct attempt *a, struct job *j)
+{
+	if (a->tstate == T_FAILED) {
+		job_decide_all(j, a->fail_fate, a->fail_code, a->fail_status, a->fail_text, true);
+		job_finish(j);
+		return;
+	}
+	if (a->over || j->gone || j->ntxn == 0) {
+		job_finish(j);
+		return;
+	}
+	attempt_pump(a);
+}
+
+void
+attempt_job_gone(struct attempt *a, struct job *j)
+{
+	detach(a, j);
+	if (a->over) {
+		attempt_maybe_free(a);
+		return;
+	}
+	if (a->client == NULL) {
+		/* Not connected yet: the next message loaded may start it; with none left, the
+		 * slot is of no use. */
+		attempt_pump(a);
+		if (a->njobs == 0) {
+			targets_cancel(a);
+			attempt_over(a, QUEUE_CONN_NONE);
+		}
+		return;
+	}
+	/* Outside the client's callbacks (a message that was not there, nothing pending for
+	 * this destination): keep the connection fed. Inside them, next() does this. */
+	if (!a->inflight && a->client != NULL && delivery_client_idle(a->client)) {
+		attempt_refill(a);
+		attempt_pump(a);
+		if (a->njobs == 0 && !a->inflight)
+			a->idle = true;
+	}
+}
+
+void
+attempt_stop(struct attempt *a)
+{
+	if (a->over)
+		return;
+	targets_cancel(a);
+	if (a->client != NULL)
+		delivery_client_close(a->client); /* QUIT after what is in flight; on_closed */
+	else
+		attempt_over(a, QUEUE_CONN_NONE);
+}
+
+void
+attempt_abort(struct attempt *a)
+{
+	if (a->client != NULL) {
+		/* No callback after this: what was in flight stays pending in the spool (it may
+		 * have been delivered: a duplicate after restart, never a loss). */
+		delivery_client_free(a->client);
+		a->client = NULL;
+		a->inflight = false;
+	}
+	attempt_over(a, QUEUE_CONN_NONE);
+}

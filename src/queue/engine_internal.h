@@ -1,0 +1,243 @@
+/* queue/engine_internal.h - private to the delivery engine (engine*.c): the engine, its
+ * connection attempts and the jobs they carry.
+ *
+ * Vocabulary (docs/delivery.md, "The engine"):
+ *	attempt   one connection's life: a queue slot for one destination, its targets (route,
+ *	          smarthost or MX), one SMTP client, the jobs it carries
+ *	job       one queue item on an attempt: one message's pending recipients at the
+ *	          attempt's destination, loaded from the spool, sent in one or more transactions
+ *	          (max_recipients_per_transaction), then finished: outcome per recipient
+ */
+#ifndef DROVER_QUEUE_ENGINE_INTERNAL_H
+#define DROVER_QUEUE_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "delivery/delivery.h"
+#include "dns/dns.h"
+#include "queue/queue.h"
+#include "spool/spool.h"
+
+struct event;
+struct event_base;
+struct mailbox;
+
+/* Messages an attempt keeps loaded or loading ahead of the one being sent: the next one is
+ * in memory when the server answers the current one (a spool read costs well under a
+ * millisecond; a transaction, a few round trips), and a connection never holds more than
+ * this many bodies. */
+#define ENGINE_PREFETCH 4
+/* Expired items being bounced at once (each loads its message for the DSN): a destination
+ * held back for days may expire a million items in one go. */
+#define ENGINE_EXPIRING_MAX 64
+/* Hosts of one route or of the smarthost list (conf checks nothing about the count). */
+#define ENGINE_ROUTE_HOSTS_MAX 16
+
+/* A recipient's fate on this attempt. */
+enum rcpt_fate {
+	R_UNDECIDED = 0, /* not tried (the connection ended first): left as it is */
+	R_DELIVERED,
+	R_DEFERRED,
+	R_BOUNCED,
+	R_EXPIRED, /* deferred past its lifetime, or expired while its destination was held */
+};
+
+struct rcpt_result {
+	enum rcpt_fate fate;
+	int code;
+	char status[SMTP_STATUS_MAX + 1];
+	char *text; /* reply text, owned */
+	bool local; /* made by us (client or engine), not a server's reply */
+	char *mx;   /* the server that answered, owned; NULL if none */
+	char *ip;   /* its address, owned; NULL if none */
+	uint16_t port;
+	bool reused;
+	uint64_t elapsed_ms;
+};
+
+enum job_state {
+	JOB_LOADING = 0, /* spool_load in flight */
+	JOB_READY,       /* loaded, no transaction sent yet */
+	JOB_SENDING,     /* some transaction handed to the client */
+	JOB_FINISHING,   /* outcome decided; spool writes (DSN, changes) in flight */
+};
+
+struct job {
+	struct queue_engine *e;
+	struct attempt *a; /* NULL once finishing, and for an expiry (no connection) */
+	struct job *prev, *next;
+	enum job_state state;
+	struct queue_item *item;
+	char id[SPOOL_ID_LEN + 1];
+	char *domain;     /* the destination */
+	bool expire_only; /* from a QUEUE_WORK_EXPIRE batch */
+	bool gone;        /* the spool could not give the message: nothing to do */
+
+	struct envelope *env; /* owned once loaded */
+	struct evbuffer *body;
+	size_t *ridx; /* env->rcpt indexes of this destination's pending recipients */
+	size_t nr;
+	struct rcpt_result *res; /* nr, parallel to ridx */
+
+	struct delivery_message *txn; /* transactions: slices of ridx */
+	size_t ntxn, next_txn, done_txn;
+	uint64_t started_mono; /* first transaction handed to the client */
+
+	/* Finishing. */
+	enum queue_outcome outcome;
+	bool item_done; /* queue_item_done called */
+	struct spool_rcpt_change *changes;
+	size_t nchanges;
+	char **change_replies; /* the last_reply strings of changes, owned */
+	size_t nreplies;
+	unsigned pending_ops; /* DSN commit, rcpt change */
+};
+
+enum target_state {
+	T_RESOLVING = 0,
+	T_READY,  /* targets known */
+	T_FAILED, /* no target: every job gets the failure (bounce or defer) */
+};
+
+struct attempt {
+	struct queue_engine *e;
+	struct attempt *prev, *next;
+	struct queue_dest *dest; /* valid until released */
+	char *domain;
+	uint64_t started_mono;
+
+	enum target_state tstate;
+	struct dns_query *mxq;                           /* MX delivery */
+	struct dns_query *hostq[ENGINE_ROUTE_HOSTS_MAX]; /* route / smarthost names */
+	size_t nhosts, hosts_pending;
+	struct route_host *hosts; /* route / smarthost entries, in order */
+	struct delivery_target *targets;
+	struct sockaddr_storage *addrs;
+	char **target_hosts;
+	size_t ntargets;
+	/* T_FAILED: what every recipient gets. */
+	enum rcpt_fate fail_fate;
+	int fail_code;
+	char fail_status[SMTP_STATUS_MAX + 1];
+	char *fail_text;
+
+	struct delivery_client *client;
+	bool inflight;  /* a transaction is with the client */
+	bool over;      /* the connection is over (closed, failed, or never to be): released */
+	bool idle;      /* the client waits for work (next() found none) */
+	unsigned taken; /* jobs taken for this connection (max_messages_per_connection) */
+	unsigned busy;  /* walking the job list: do not free */
+	struct job *jobs, *jobs_tail; /* unfinished jobs, in the order taken */
+	unsigned njobs;
+	struct job *current; /* the job whose transaction is in flight or continues next */
+};
+
+/* A host of a route or the smarthost list, parsed. */
+struct route_host {
+	struct attempt *a;
+	size_t index; /* in a->hosts */
+	char name[DNS_NAME_MAX + 1];
+	uint16_t port;
+	bool literal; /* an IP address: addr is set */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	/* Resolved addresses (names only). */
+	struct sockaddr_storage *addrs;
+	size_t naddrs;
+	enum dns_status status;
+	char *error;
+};
+
+struct queue_engine {
+	const struct config *cfg;
+	struct spool *spool;
+	struct eventlog *log;
+	struct event_base *base;
+	struct mailbox *mbox;
+	struct dns_resolver *dns;
+	struct queue *q;
+	struct event *timer;
+	struct event *grace;
+	pthread_t thread;
+	bool thread_started;
+
+	/* Settings, from cfg->delivery with zeros taken as the defaults. */
+	struct delivery_options dopts;
+	uint16_t port;
+	enum dns_ip_policy ip;
+	unsigned max_messages;
+	unsigned max_rcpts;
+	const char *postmaster; /* NULL: none */
+	size_t dsn_return_max;
+
+	/* State (engine thread only). */
+	struct attempt *attempts;
+	unsigned nattempts;
+	unsigned spool_ops; /* loads, changes and commits in flight */
+	unsigned nexpiring; /* expiry jobs (QUEUE_WORK_EXPIRE) not finished */
+	bool stopping;
+	bool grace_over;
+
+	/* Counters, read by queue_engine_stats() from any thread. */
+	_Atomic uint64_t st_loaded, st_submitted, st_delivered, st_deferred, st_bounced, st_expired,
+	    st_dsns, st_connections, st_connections_ok, st_reused, st_items;
+	_Atomic unsigned st_open;
+};
+
+/* engine.c */
+/* Arms the one timer for the queue's next due time (at once if due; not while at the
+ * connection limit: an attempt that ends kicks again). */
+void engine_kick(struct queue_engine *);
+/* While stopping: ends the loop once nothing is left in flight. */
+void engine_check_stopped(struct queue_engine *);
+/* Lower-cased domain of an address ("" if none) into buf. */
+void engine_domain(const char *address, char *buf, size_t size);
+
+/* engine_dispatch.c */
+void engine_dispatch(struct queue_engine *);
+
+/* engine_targets.c */
+/* Starts finding the attempt's targets; ends in attempt_targets_done(). */
+void targets_resolve(struct attempt *);
+void targets_cancel(struct attempt *);
+void targets_free(struct attempt *);
+
+/* engine_attempt.c */
+struct attempt *attempt_new(struct queue_engine *, struct queue_dest *, struct queue_item **,
+                            size_t);
+void attempt_targets_done(struct attempt *);
+/* Loads more items of the attempt's destination if it has room (idle reuse, prefetch). */
+void attempt_refill(struct attempt *);
+/* Stop: QUIT after what is in flight (or at once). */
+void attempt_stop(struct attempt *);
+/* Grace over: drop the connection, leaving what is in flight pending. */
+void attempt_abort(struct attempt *);
+/* A job is leaving its attempt (finished): the attempt may take more, or end. */
+void attempt_job_gone(struct attempt *, struct job *);
+/* A job's load has come back. */
+void attempt_job_loaded(struct attempt *, struct job *);
+
+/* engine_outcome.c */
+struct job *job_new(struct queue_engine *, struct attempt *, struct queue_item *);
+void job_load(struct job *);
+/* Every recipient of the job not yet decided gets this. */
+void job_decide_all(struct job *, enum rcpt_fate, int code, const char *status, const char *text,
+                    bool local);
+/* The job's outcome: queue_item_done, spool changes, events, DSN. Frees the job when the
+ * spool has answered. */
+void job_finish(struct job *);
+void job_free(struct job *);
+void engine_spool_op_done(struct queue_engine *);
+
+/* engine_dsn.c */
+/* Queues a DSN for the job's recipients that failed (bounced or expired) and want one; calls
+ * done(job, ok) when it is durable (ok) or could not be stored; returns false (and calls
+ * nothing) if no DSN is due. */
+bool dsn_inject(struct job *, void (*done)(struct job *, bool ok));
+
+#endif
