@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "auth/auth.h"
 #include "conf/conf.h"
 #include "core/core.h"
 #include "ingress/ingress.h"
@@ -45,6 +46,8 @@ usage(FILE *out)
 	    "  queue list [--json]        list queued messages (id, size, age, sender, "
 	    "recipients)\n"
 	    "  queue show ID              print a queued message's envelope and content\n"
+	    "  spf --ip IP --sender ADDR --helo NAME [--scope mfrom|helo|pra] [--dns HOST@PORT]\n"
+	    "                             SPF / Sender ID check; the result on the first line\n"
 	    "  help                       this list\n"
 	    "  version                    print the version\n"
 	    "\n"
@@ -450,6 +453,9 @@ main(int argc, char **argv)
 	const char *cmd;
 	int rc;
 
+	/* spf has options of its own (--ip, --sender, --helo, --scope, --dns). */
+	if (argc > 1 && strcmp(argv[1], "spf") == 0)
+		return spf_cli(argc - 1, argv + 1);
 	if (parse_options(argc - 1, argv + 1, &o) < 0) {
 		usage(stderr);
 		return 2;

@@ -42,6 +42,8 @@ The zone (every key optional):
       "servfail": ["broken.example.com"],  answered SERVFAIL ("*.suffix": any subdomain)
       "refused":  ["closed.example.com"],  answered REFUSED
       "drop":     ["silent.example.com"],  never answered (timeouts)
+      "drop_missing": ["half.example.com"],  never answered for a type the name has no
+                                             records of (those it has are answered)
       "delay":    {"slow.example.com": 1.5},  answered after this many seconds
       "tcp_only": ["big.example.com"]      UDP answers truncated (TC): clients retry over TCP
     }
@@ -151,7 +153,7 @@ class Zone:
     """A parsed zone: what to answer for a (name, type)."""
 
     KEYS = {"ttl", "negative_ttl", "zones", "records", "servfail", "refused", "drop", "delay",
-            "tcp_only"}
+            "tcp_only", "drop_missing"}
 
     def __init__(self, spec=None):
         spec = dict(spec or {})
@@ -164,6 +166,7 @@ class Zone:
         self.servfail = list(spec.get("servfail", []))
         self.refused = list(spec.get("refused", []))
         self.drop = list(spec.get("drop", []))
+        self.drop_missing = list(spec.get("drop_missing", []))
         self.delay = {_norm(k): float(v) for k, v in spec.get("delay", {}).items()}
         self.tcp_only = list(spec.get("tcp_only", []))
         self.records = {}  # name -> {qtype: (ttl, [rdata])}
@@ -206,6 +209,11 @@ class Zone:
         else:
             self._add(name, rtype, {"ttl": self.ttl if ttl is None else ttl, "data": value})
         self._index_parents()
+
+    def has_rrset(self, name, qtype):
+        """Whether the name itself has records of the type (or a CNAME to follow)."""
+        rrsets = self.records.get(_norm(name), {})
+        return qtype in rrsets or QTYPE.CNAME in rrsets
 
     def _soa(self, name):
         apex = next((z for z in self.zones if name == z or name.endswith("." + z)), ".")
@@ -345,6 +353,10 @@ class DNSServer:
             zone = self.zone
             self.queries.append((name, _qtype_name(q.qtype), proto))
         if _matches(name, zone.drop):
+            return None, 0
+        # The OpenSPF suite's TIMEOUT: a name answers for the types it has and times out for
+        # the others (a "braindead" server that drops queries for types it does not know).
+        if _matches(name, zone.drop_missing) and not zone.has_rrset(name, q.qtype):
             return None, 0
         if _matches(name, zone.servfail):
             reply.header.rcode = RCODE.SERVFAIL
