@@ -46,6 +46,8 @@ usage(FILE *out)
 	    "  queue list [--json]        list queued messages (id, size, age, sender, "
 	    "recipients)\n"
 	    "  queue show ID              print a queued message's envelope and content\n"
+	    "  dkim keygen --domain D --selector S [--algorithm rsa2048|rsa1024|rsa4096|ed25519]\n"
+	    "                             write a DKIM key, print the DNS TXT record to publish\n"
 	    "  spf --ip IP --sender ADDR --helo NAME [--scope mfrom|helo|pra] [--dns HOST@PORT]\n"
 	    "                             SPF / Sender ID check; the result on the first line\n"
 	    "  help                       this list\n"
@@ -446,6 +448,71 @@ cmd_queue(struct options *o)
 	return rc;
 }
 
+/* drover dkim keygen --domain D --selector S [--algorithm rsa2048|rsa1024|rsa4096|ed25519]
+ *                    [--key FILE]
+ * Writes a new private key (PKCS#8 PEM, mode 0600, never over an existing file; default
+ * ./S.D.pem) and prints the DNS TXT record that publishes it. Its own options: dispatched
+ * before parse_options(), which does not know them. */
+static int
+cmd_dkim(int argc, char **argv)
+{
+	const char *domain = NULL, *selector = NULL, *alg = "rsa2048", *key = NULL;
+	enum dkim_keygen_type type;
+	char err[1024], path[1024], *record, *zone;
+
+	if (argc < 1 || strcmp(argv[0], "keygen") != 0)
+		goto usage;
+	for (int i = 1; i < argc; i++) {
+		const char **opt = strcmp(argv[i], "--domain") == 0      ? &domain
+		                   : strcmp(argv[i], "--selector") == 0  ? &selector
+		                   : strcmp(argv[i], "--algorithm") == 0 ? &alg
+		                   : strcmp(argv[i], "--key") == 0       ? &key
+		                                                         : NULL;
+		if (opt == NULL || i + 1 >= argc)
+			goto usage;
+		*opt = argv[++i];
+	}
+	if (domain == NULL || selector == NULL)
+		goto usage;
+	if (dkim_check_names(domain, selector, err, sizeof(err)) < 0) {
+		fprintf(stderr, "drover: %s\n", err);
+		return 2;
+	}
+	if (dkim_keygen_type_parse(alg, &type) < 0) {
+		fprintf(stderr,
+		        "drover: --algorithm %s: expected rsa2048, rsa1024, rsa4096 or "
+		        "ed25519\n",
+		        alg);
+		return 2;
+	}
+	if (key == NULL) {
+		snprintf(path, sizeof(path), "%s.%s.pem", selector, domain);
+		key = path;
+	}
+	if (dkim_keygen(type, key, &record, err, sizeof(err)) < 0) {
+		fprintf(stderr, "drover: %s\n", err);
+		return 1;
+	}
+	zone = dkim_dns_zone_line(selector, domain, record);
+	printf("Wrote the private key to %s (%s, mode 0600).\n"
+	       "Publish this DNS TXT record, then sign with selector \"%s\":\n"
+	       "\n"
+	       "  name:  %s._domainkey.%s\n"
+	       "  value: %s\n"
+	       "\n"
+	       "As a zone file line:\n"
+	       "\n"
+	       "%s\n",
+	       key, dkim_keygen_type_name(type), selector, selector, domain, record, zone);
+	free(zone);
+	free(record);
+	return 0;
+usage:
+	fprintf(stderr, "usage: drover dkim keygen --domain DOMAIN --selector SELECTOR\n"
+	                "         [--algorithm rsa2048|rsa1024|rsa4096|ed25519] [--key FILE]\n");
+	return 2;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -456,6 +523,8 @@ main(int argc, char **argv)
 	/* spf has options of its own (--ip, --sender, --helo, --scope, --dns). */
 	if (argc > 1 && strcmp(argv[1], "spf") == 0)
 		return spf_cli(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "dkim") == 0)
+		return cmd_dkim(argc - 2, argv + 2);
 	if (parse_options(argc - 1, argv + 1, &o) < 0) {
 		usage(stderr);
 		return 2;
