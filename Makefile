@@ -49,7 +49,7 @@ integration: release
 bench: release deps-test
 	bench/accept.sh
 
-SOURCES = $(wildcard src/*.c src/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c)
+SOURCES = $(wildcard src/*.c src/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c bench/*.c bench/tools/*.c)
 
 format:
 	clang-format -i $(SOURCES)
