@@ -84,7 +84,6 @@ struct delivery_conf {
 	    rcpt_timeout_s, data_timeout_s, data_block_timeout_s, dot_timeout_s, idle_timeout_s;
 	char *postmaster;        /* receives the DSNs that cannot go to their sender; NULL: none */
 	uint64_t dsn_return_max; /* largest original returned whole in a DSN */
-	uint64_t delay_notice_after_s; /* a "delayed" DSN after this long in the queue; 0 = never */
 };
 
 struct config {

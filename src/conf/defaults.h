@@ -189,9 +189,6 @@
  * bounce storm of newsletters does not double the outbound traffic (Postfix's
  * bounce_size_limit is 50 KB). 0 = always headers only. */
 #define DEF_DELIVERY_DSN_RETURN_MAX (128L * 1024)
-/* 0 = no delay notices: most senders of bulk and transactional mail do not want them, and
- * the final bounce comes anyway. */
-#define DEF_DELIVERY_DELAY_NOTICE_AFTER 0
 /* Counts of failed connections: beyond 1000 a dead site is never detected. */
 #define LIM_DELIVERY_DEAD_AFTER_MAX 1000
 

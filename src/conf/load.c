@@ -286,7 +286,6 @@ copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 	d->postmaster =
 	    cfg_getstr(sec, "postmaster") != NULL ? xstrdup(cfg_getstr(sec, "postmaster")) : NULL;
 	d->dsn_return_max = (uint64_t)cfg_getint(sec, "dsn_return_max");
-	d->delay_notice_after_s = (uint64_t)cfg_getint(sec, "delay_notice_after");
 }
 
 static int
@@ -381,15 +380,6 @@ check_across(struct config *conf, struct load_ctx *ctx)
 			              "initial_connections and opens up to max_connections",
 			              conf->delivery.max_connections,
 			              conf->delivery.initial_connections);
-	}
-	if (conf->delivery.delay_notice_after_s != 0 &&
-	    conf->delivery.delay_notice_after_s >= conf->delivery.queue_lifetime_s) {
-		const struct where *w =
-		    &ctx->where[setting_index("delivery", "delay_notice_after")];
-
-		log_warn("%s:%d: delivery.delay_notice_after: not shorter than "
-		         "delivery.queue_lifetime: no delay notice will ever be sent",
-		         w->file ? w->file : DEFAULTS_NAME, w->line);
 	}
 	if (conf->smtp.max_recipients < RFC_SMTP_MIN_RECIPIENTS) {
 		const struct where *w = &ctx->where[setting_index("smtp", "max_recipients")];

@@ -103,8 +103,6 @@ static const struct setting settings[] = {
     {"delivery", "idle_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
     {"delivery", "dsn_return_max", SETTING_SIZE, LIM_SMTP_MAX_MESSAGE_SIZE_MIN,
      LIM_SMTP_MAX_MESSAGE_SIZE_MAX, "headers only", NULL},
-    {"delivery", "delay_notice_after", SETTING_DURATION, LIM_TIMEOUT_MIN,
-     LIM_DELIVERY_QUEUE_LIFETIME_MAX, "never", NULL},
 };
 
 size_t
@@ -712,7 +710,6 @@ static cfg_opt_t delivery_opts[] = {
     CFG_INT_CB("idle_timeout", DEF_DELIVERY_IDLE_TIMEOUT, CFGF_NONE, on_number),
     CFG_STR_CB("postmaster", NULL, CFGF_NODEFAULT, on_postmaster),
     CFG_INT_CB("dsn_return_max", DEF_DELIVERY_DSN_RETURN_MAX, CFGF_NONE, on_number),
-    CFG_INT_CB("delay_notice_after", DEF_DELIVERY_DELAY_NOTICE_AFTER, CFGF_NONE, on_number),
     CFG_END(),
 };
 

@@ -125,7 +125,6 @@ assert_delivery_defaults(const struct config *c)
 
 	assert_null(d->postmaster);
 	assert_int_equal(d->dsn_return_max, DSN_DEF_RETURN_MAX);
-	assert_int_equal(d->delay_notice_after_s, 0);
 
 	assert_int_equal(c->nroutes, 0);
 	assert_null(config_route(c, "example.com"));
@@ -214,7 +213,6 @@ test_full_file(void **state)
 	    "\tidle_timeout = \"1s\"\n"
 	    "\tpostmaster = \"postmaster@example.com\"\n"
 	    "\tdsn_return_max = \"1M\"\n"
-	    "\tdelay_notice_after = \"4h\"\n"
 	    "}\n"
 	    "route \"Example.COM\" {\n"
 	    "\thosts = { \"127.0.0.1:2600\", \"mx2.example.com\" }\n"
@@ -260,7 +258,6 @@ test_full_file(void **state)
 	assert_int_equal(d->idle_timeout_s, 1);
 	assert_string_equal(d->postmaster, "postmaster@example.com");
 	assert_int_equal(d->dsn_return_max, 1 << 20);
-	assert_int_equal(d->delay_notice_after_s, 4 * 3600);
 
 	assert_int_equal(c->nroutes, 2);
 	const struct route_conf *r = config_route(c, "example.com");
@@ -280,12 +277,10 @@ test_full_file(void **state)
 static void
 test_ip_versions_and_zeroes(void **state)
 {
-	struct config *c = load_ok("delivery {\n ip_version = ipv4\n dsn_return_max = 0\n"
-	                           " delay_notice_after = 0\n}\n");
+	struct config *c = load_ok("delivery {\n ip_version = ipv4\n dsn_return_max = 0\n}\n");
 
 	assert_int_equal(c->delivery.ip_version, 4);
 	assert_int_equal(c->delivery.dsn_return_max, 0);
-	assert_int_equal(c->delivery.delay_notice_after_s, 0);
 	config_free(c);
 	c = load_ok("delivery {\n ip_version = \"any\"\n}\n");
 	assert_int_equal(c->delivery.ip_version, 0);
@@ -623,7 +618,6 @@ test_bad_helo_name_and_numbers(void **state)
 	                          " connect_timeout = 0\n"
 	                          " idle_timeout = \"2d\"\n"
 	                          " dsn_return_max = 100\n"
-	                          " delay_notice_after = \"1y\"\n"
 	                          " max_recipients_per_transaction = 0\n"
 	                          "}\n");
 
@@ -635,9 +629,8 @@ test_bad_helo_name_and_numbers(void **state)
 	expect(e, "6: delivery.connect_timeout: \"0\": must be from 1s to 1d");
 	expect(e, "7: delivery.idle_timeout: \"2d\": must be from 1s to 1d");
 	expect(e, "8: delivery.dsn_return_max: \"100\": must be 0 (headers only) or from 1k to 1G");
-	expect(e, "9: delivery.delay_notice_after: \"1y\": expected a number of seconds");
-	expect(e, "10: delivery.max_recipients_per_transaction: \"0\": must be from 1 to 100000");
-	assert_int_equal(count_lines(e), 9);
+	expect(e, "9: delivery.max_recipients_per_transaction: \"0\": must be from 1 to 100000");
+	assert_int_equal(count_lines(e), 8);
 
 	struct config *c = load_ok("delivery { helo_name = \"[192.0.2.1]\" }\n");
 
