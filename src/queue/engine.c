@@ -108,6 +108,12 @@ engine_kick(struct queue_engine *e)
 	/* At the limit, nothing can be taken: the next attempt to end kicks again. */
 	if (e->nattempts >= ENGINE_CONNECTIONS_MAX || e->nexpiring >= ENGINE_EXPIRING_MAX) {
 		evtimer_del(e->timer);
+		/* Every slot taken while mail is due: connections idling for mail their own
+		 * destination does not have hold slots that other destinations need. Close them
+		 * now rather than at their idle timeout; each end kicks again. */
+		if (e->nattempts >= ENGINE_CONNECTIONS_MAX &&
+		    queue_next_due_us(e->q) <= time_now_us())
+			engine_close_idle(e);
 		return;
 	}
 	due = queue_next_due_us(e->q);

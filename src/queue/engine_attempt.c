@@ -421,3 +421,17 @@ attempt_abort(struct attempt *a)
 	}
 	attempt_over(a, QUEUE_CONN_NONE);
 }
+
+void
+engine_close_idle(struct queue_engine *e)
+{
+	struct attempt *a, *next;
+
+	for (a = e->attempts; a != NULL; a = next) {
+		next = a->next;
+		if (a->idle && !a->over && a->client != NULL) {
+			a->idle = false; /* closing: no more work for it (attempt_refill) */
+			delivery_client_close(a->client);
+		}
+	}
+}

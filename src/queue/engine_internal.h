@@ -193,6 +193,8 @@ struct queue_engine {
 /* Arms the one timer for the queue's next due time (at once if due; not while at the
  * connection limit: an attempt that ends kicks again). */
 void engine_kick(struct queue_engine *);
+/* Closes the connections that wait, idle, for more of their own destination's mail. */
+void engine_close_idle(struct queue_engine *);
 /* While stopping: ends the loop once nothing is left in flight. */
 void engine_check_stopped(struct queue_engine *);
 /* Lower-cased domain of an address ("" if none) into buf. */
