@@ -357,6 +357,36 @@ queue_list_dsn(const struct envelope *env)
 	return dsn;
 }
 
+/* Where each recipient stands: pending (with its attempts so far and the next one),
+ * delivered, bounced or expired, with the last reply from a receiver. */
+static json_t *
+queue_list_states(const struct envelope *env)
+{
+	static const char *const names[] = {"pending", "delivered", "bounced", "expired"};
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &env->rcpt[i];
+		json_t *o = json_object();
+		char stamp[40];
+
+		json_object_set_new(o, "address", json_string(r->address));
+		json_object_set_new(
+		    o, "state",
+		    json_string(r->state < nitems(names) ? names[r->state] : "unknown"));
+		json_object_set_new(o, "attempts", json_integer(r->attempts));
+		if (r->state == RCPT_PENDING && r->next_attempt_us != 0) {
+			time_rfc3339(r->next_attempt_us, stamp, sizeof(stamp));
+			json_object_set_new(o, "next_attempt", json_string(stamp));
+		} else
+			json_object_set_new(o, "next_attempt", json_null());
+		json_object_set_new(o, "last_reply",
+		                    r->last_reply ? json_string(r->last_reply) : json_null());
+		json_array_append_new(list, o);
+	}
+	return list;
+}
+
 static int
 queue_list_one(void *arg, const struct envelope *env)
 {
@@ -378,6 +408,7 @@ queue_list_one(void *arg, const struct envelope *env)
 		json_object_set_new(o, "received", json_string(stamp));
 		json_object_set_new(o, "age_s", json_integer((json_int_t)age));
 		json_object_set_new(o, "dsn", queue_list_dsn(env));
+		json_object_set_new(o, "delivery", queue_list_states(env));
 		text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		puts(text);
 		free(text);

@@ -197,6 +197,28 @@ def test_4xx_then_accept_is_retried_then_delivered(deliverer, net):
     wait_queue_empty(d)
 
 
+def test_queue_list_shows_where_each_recipient_stands(deliverer, net):
+    """After a deferral an operator sees, per recipient: pending, attempts, the next attempt
+    and the last reply; a recipient already delivered shows as delivered."""
+    net.receiver(DEST_IP, Script(rcpt_replies={"bob@dest.example": "451 4.7.1 slow down"}))
+    d = deliverer({"retry": ["1h"]})
+    qid, _ = submit(d.port, ["alice@dest.example", "bob@dest.example"])
+    wait_records(d, "TransientFailure", id=qid)
+
+    def states():
+        msg = [m for m in d.queue_list() if m["id"] == qid]
+        return {r["address"]: r for r in msg[0]["delivery"]} if msg else {}
+
+    wait_for(lambda: states().get("bob@dest.example", {}).get("attempts") == 1,
+             deadline(20), what="the deferral recorded in the spool")
+    st = states()
+    assert st["alice@dest.example"]["state"] == "delivered"
+    bob = st["bob@dest.example"]
+    assert bob["state"] == "pending" and bob["attempts"] == 1
+    assert bob["last_reply"].startswith("451 4.7.1"), bob
+    assert bob["next_attempt"] is not None
+
+
 def test_5xx_for_one_of_several_bounces_that_one_only(deliverer, net):
     rx = net.receiver(DEST_IP, Script(rcpt_replies={"bad@dest.example": "550 5.1.1 <bad@dest.example>: no such user"}))
     home = net.receiver(SENDER_IP)
