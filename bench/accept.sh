@@ -24,6 +24,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 repo=$(dirname "$here")
 shared=${DROVER_SHARED:-$(cd "$repo/../shared" 2>/dev/null && pwd || echo "$repo/../shared")}
 drover_bin=${DROVER_BIN:-$repo/build/release/drover}
@@ -51,16 +52,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
-wait_listening() { # port pid
-	for _ in $(seq 1 500); do
-		listening "$1" && return 0
-		[ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
-now() { date +%s.%N; }
 
 # ---- Postfix: the peer, plus the hold-everything smtpd on :2528
 "$shared/bench/peer-relay.sh" postfix-setup >/dev/null
@@ -74,7 +65,7 @@ postsuper -d ALL hold >/dev/null 2>&1 || true
 held() { find /var/spool/postfix/hold -type f | wc -l; }
 
 # ---- Drover: a fresh spool per run, on a free port
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 conf="$work/drover.conf"
 cat >"$conf" <<EOF
 hostname = "drover.bench"
@@ -141,7 +132,6 @@ for i in $(seq 1 "$runs"); do
 	run_drover; dr+=("$rate"); echo "run $i drover  accepted_per_s=$rate"
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 pm=$(median "${pf[@]}")
 dm=$(median "${dr[@]}")
 echo "postfix median accepted_per_s=$pm (runs: ${pf[*]})"

@@ -45,6 +45,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 repo=$(dirname "$here")
 drover_bin=${DROVER_BIN:-$repo/build/release/drover}
 tools=$repo/build/bench
@@ -87,8 +88,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
-now() { date +%s.%N; }
 since() { echo "$(now) $1" | awk '{ printf "%.2f", $1 - $2 }'; }
 rss() { # pid field (RssAnon, RssFile, VmRSS) -> kB
 	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"

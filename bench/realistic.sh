@@ -51,6 +51,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 repo=$(dirname "$here")
 shared=${DROVER_SHARED:-$(cd "$repo/../shared" 2>/dev/null && pwd || echo "$repo/../shared")}
 drover_bin=${DROVER_BIN:-$repo/build/release/drover}
@@ -104,16 +105,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
-wait_listening() { # port pid
-	for _ in $(seq 1 500); do
-		listening "$1" && return 0
-		[ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
-now() { date +%s.%N; }
 addr_of() { echo "127.1.$(($1 / 200)).$(($1 % 200 + 1))"; } # domain number -> its address
 dom_of() { printf 'd%04d.example' "$1"; }
 
@@ -317,7 +308,6 @@ for i in $(seq 1 "$runs"); do
 	done
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 for mode in $modes; do
 	dm='' pm=''
 	if [ -n "${results[postfix/$mode]:-}" ]; then

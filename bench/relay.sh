@@ -14,6 +14,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 repo=$(dirname "$here")
 shared=${DROVER_SHARED:-$(cd "$repo/../shared" 2>/dev/null && pwd || echo "$repo/../shared")}
 drover_bin=${DROVER_BIN:-$repo/build/release/drover}
@@ -39,20 +40,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
-wait_listening() { # port pid
-	for _ in $(seq 1 500); do
-		listening "$1" && return 0
-		[ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
 
 "$shared/bench/peer-relay.sh" postfix-setup >/dev/null
 wait_listening 2526 || die "Postfix does not listen on 127.0.0.1:2526"
 
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 conf="$work/drover.conf"
 cat >"$conf" <<CONF
 hostname = "drover.bench"
@@ -99,7 +91,6 @@ for i in $(seq 1 "$runs"); do
 	run "$port"; dr+=("$e2e"); echo "run $i drover  accepted_per_s=$acc end_to_end_per_s=$e2e"
 	stop_drover
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 pm=$(median "${pf[@]}")
 dm=$(median "${dr[@]}")
 echo "postfix median end_to_end_per_s=$pm (runs: ${pf[*]})"

@@ -1,0 +1,26 @@
+# bench/lib.sh - helpers the benchmark scripts share; sourced, not run.
+
+# True if something listens on 127.0.0.1:PORT (any local address, in fact).
+listening() { ss -Hltn "sport = :$1" | grep -q .; }
+
+# Waits up to 10 s for PORT to listen; gives up early if PID (optional) has exited.
+wait_listening() { # port [pid]
+	for _ in $(seq 1 500); do
+		listening "$1" && return 0
+		[ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.02
+	done
+	return 1
+}
+
+now() { date +%s.%N; }
+
+# A loopback port nobody uses right now.
+free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+median() {
+	printf '%s\n' "$@" | sort -n |
+		awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
