@@ -25,23 +25,7 @@
 #include "dns/dns.h"
 #include "queue/queue.h"
 
-static char tmpdir[] = "/tmp/drover-test-conf-delivery-XXXXXX";
-static char path[512];
-static char err[16384];
-
-/* Writes text to <tmpdir>/name and returns its path (static). */
-static const char *
-put(const char *name, const char *text)
-{
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(text, fp);
-	fclose(fp);
-	return path;
-}
+#include "test_conf_util.h"
 
 static struct config *
 load_ok(const char *text)
@@ -51,38 +35,6 @@ load_ok(const char *text)
 	if (c == NULL)
 		fail_msg("config_load failed:\n%s\nfor:\n%s", err, text);
 	return c;
-}
-
-/* Loads text as <tmpdir>/drover.conf, which must fail; returns the errors. */
-static const char *
-errors_of(const char *text)
-{
-	struct config *c = config_load(put("drover.conf", text), err, sizeof(err));
-
-	if (c != NULL)
-		fail_msg("loaded without error:\n%s", text);
-	return err;
-}
-
-/* The errors contain "<path>:<where>" (where = "3: delivery.port: ..."). */
-static void
-expect(const char *errors, const char *where)
-{
-	char want[1024];
-
-	snprintf(want, sizeof(want), "%s:%s", path, where);
-	if (strstr(errors, want) == NULL)
-		fail_msg("expected \"%s\" in:\n%s", want, errors);
-}
-
-static size_t
-count_lines(const char *s)
-{
-	size_t n = *s != '\0';
-
-	for (; *s != '\0'; s++)
-		n += *s == '\n';
-	return n;
 }
 
 static void

@@ -16,51 +16,7 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
-
-static char tmpdir[] = "/tmp/drover-test-conf-XXXXXX";
-static char path[512];
-static char err[16384];
-
-/* Loads text as <tmpdir>/drover.conf, which must fail; returns the errors. */
-static const char *
-errors_of(const char *text)
-{
-	struct config *c;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/drover.conf", tmpdir);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(text, fp);
-	fclose(fp);
-	memset(err, 'x', sizeof(err));
-	c = config_load(path, err, sizeof(err));
-	if (c != NULL)
-		fail_msg("loaded without error:\n%s", text);
-	assert_non_null(memchr(err, '\0', sizeof(err)));
-	return err;
-}
-
-/* The errors contain "<path>:<where>" (where = "3: smtp.max_errors: ..."). */
-static void
-expect(const char *errors, const char *where)
-{
-	char want[1024];
-
-	snprintf(want, sizeof(want), "%s:%s", path, where);
-	if (strstr(errors, want) == NULL)
-		fail_msg("expected \"%s\" in:\n%s", want, errors);
-}
-
-static size_t
-count_lines(const char *s)
-{
-	size_t n = *s != '\0';
-
-	for (; *s != '\0'; s++)
-		n += *s == '\n';
-	return n;
-}
+#include "test_conf_util.h"
 
 static void
 test_unknown_settings(void **state)
