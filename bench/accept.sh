@@ -80,17 +80,6 @@ listener "smtp" {
 EOF
 "$drover_bin" check-config "$conf" >/dev/null || die "bench config refused"
 
-start_drover() {
-	rm -rf "$work/spool" "$work/events.jsonl"
-	"$drover_bin" serve --config "$conf" 2>>"$work/drover.stderr" &
-	drover_pid=$!
-	wait_listening "$port" "$drover_pid" || { tail "$work/drover.stderr" >&2; die "drover did not start"; }
-}
-stop_drover() {
-	kill -TERM "$drover_pid"
-	wait "$drover_pid" || die "drover exited $? on SIGTERM"
-	drover_pid=
-}
 
 # One run: prints the rate; fails unless all n messages were accepted.
 load() { # port

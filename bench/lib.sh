@@ -24,3 +24,17 @@ median() {
 	printf '%s\n' "$@" | sort -n |
 		awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
+
+# A fresh spool, then `drover serve` on the caller's $conf and $port (with $work, $drover_bin
+# and die set by the caller); sets drover_pid. stop_drover expects a clean exit 0.
+start_drover() {
+	rm -rf "$work/spool" "$work/events.jsonl"
+	"$drover_bin" serve --config "$conf" 2>>"$work/drover.stderr" &
+	drover_pid=$!
+	wait_listening "$port" "$drover_pid" || { tail "$work/drover.stderr" >&2; die "drover did not start"; }
+}
+stop_drover() {
+	kill -TERM "$drover_pid"
+	wait "$drover_pid" || die "drover exited $? on SIGTERM"
+	drover_pid=
+}

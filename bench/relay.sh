@@ -62,17 +62,6 @@ delivery {
 CONF
 "$drover_bin" check-config "$conf" >/dev/null || die "bench config refused"
 
-start_drover() {
-	rm -rf "$work/spool" "$work/events.jsonl"
-	"$drover_bin" serve --config "$conf" 2>>"$work/drover.stderr" &
-	drover_pid=$!
-	wait_listening "$port" "$drover_pid" || { tail "$work/drover.stderr" >&2; die "drover did not start"; }
-}
-stop_drover() {
-	kill -TERM "$drover_pid"
-	wait "$drover_pid" || die "drover exited $? on SIGTERM"
-	drover_pid=
-}
 # One run through peer-relay.sh: sets $acc and $e2e; fails unless the sink got them all.
 run() { # port
 	local out
