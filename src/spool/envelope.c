@@ -1,15 +1,18 @@
 /* envelope.c - the envelope's on-disk form.
  *
- * Version 1, all integers little-endian and fixed-width:
+ * Version 2, all integers little-endian and fixed-width:
  *
- *	u8  version (1)
+ *	u8  version (2)
  *	str id, str sender
  *	u8  dsn_ret, u8 body_type, u8 smtputf8 (0 or 1), u64 received_us
- *	str envid, client_ip, helo, listener, protocol, auth_user
+ *	str envid, client_ip, helo, listener, protocol, auth_user, headers
  *	u64 size
  *	u32 nrcpt, then nrcpt times:
- *		str address, str orcpt, u8 notify, u8 state, u16 attempts,
+ *		str address, str orcpt, u8 notify, u8 state, u8 flags, u16 attempts,
  *		u64 next_attempt_us, str last_reply
+ *
+ * Version 1 (the first release) had no headers and no recipient flags; it is still read,
+ * as headers NULL and flags 0, so a spool survives the upgrade. Only version 2 is written.
  *
  * A str is a u32 length then that many octets (no NUL inside), or the length 0xffffffff
  * alone for NULL, so NULL and "" stay distinct. The form is canonical: every envelope has
@@ -22,10 +25,12 @@
 #include "core/core.h"
 #include "spool/spool_private.h"
 
-#define ENVELOPE_VERSION 1
-#define STR_NULL         0xffffffffu
+#define ENVELOPE_VERSION    2
+#define ENVELOPE_VERSION_V1 1
+#define STR_NULL            0xffffffffu
 /* The smallest encoded recipient: three empty or NULL strings (4 octets each) and 12
- * octets of numbers. Bounds the recipient count a buffer can claim before allocating. */
+ * octets of numbers (version 1: no flags). Bounds the recipient count a buffer can claim
+ * before allocating. */
 #define RCPT_MIN_LEN (3 * 4 + 1 + 1 + 2 + 8)
 
 /* ---- encoding: one pass to measure (p == NULL), one to write ---- */
@@ -109,6 +114,7 @@ put_envelope(struct wbuf *w, const struct envelope *env)
 	put_str(w, env->listener);
 	put_str(w, env->protocol);
 	put_str(w, env->auth_user);
+	put_str(w, env->headers);
 	put_u64(w, env->size);
 	if (env->nrcpt >= STR_NULL)
 		fatal("envelope: %zu recipients", env->nrcpt);
@@ -120,6 +126,7 @@ put_envelope(struct wbuf *w, const struct envelope *env)
 		put_str(w, r->orcpt);
 		put_u8(w, r->notify);
 		put_u8(w, r->state);
+		put_u8(w, r->flags);
 		put_u16(w, r->attempts);
 		put_u64(w, r->next_attempt_us);
 		put_str(w, r->last_reply);
@@ -234,9 +241,13 @@ envelope_decode(const void *buf, size_t len, struct envelope *env)
 	struct rbuf r = {buf, len, false};
 	char *id;
 	uint32_t n;
+	uint8_t version;
 
 	memset(env, 0, sizeof(*env));
-	if (buf == NULL || get_u8(&r) != ENVELOPE_VERSION)
+	if (buf == NULL)
+		return -1;
+	version = get_u8(&r);
+	if (version != ENVELOPE_VERSION && version != ENVELOPE_VERSION_V1)
 		return -1;
 	id = get_str(&r);
 	if (id == NULL || strlen(id) > SPOOL_ID_LEN)
@@ -255,6 +266,8 @@ envelope_decode(const void *buf, size_t len, struct envelope *env)
 	env->listener = get_str(&r);
 	env->protocol = get_str(&r);
 	env->auth_user = get_str(&r);
+	if (version >= 2)
+		env->headers = get_str(&r);
 	env->size = get_u64(&r);
 	n = get_u32(&r);
 	/* Claim no more recipients than the octets left could hold, before allocating. */
@@ -270,6 +283,8 @@ envelope_decode(const void *buf, size_t len, struct envelope *env)
 		rc->orcpt = get_str(&r);
 		rc->notify = get_u8(&r);
 		rc->state = get_u8(&r);
+		if (version >= 2)
+			rc->flags = get_u8(&r);
 		rc->attempts = get_u16(&r);
 		rc->next_attempt_us = get_u64(&r);
 		rc->last_reply = get_str(&r);
@@ -292,6 +307,7 @@ envelope_clear(struct envelope *env)
 	free(env->listener);
 	free(env->protocol);
 	free(env->auth_user);
+	free(env->headers);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		free(env->rcpt[i].address);
 		free(env->rcpt[i].orcpt);
@@ -318,6 +334,7 @@ envelope_copy(struct envelope *dst, const struct envelope *src)
 	dst->listener = dup_or_null(src->listener);
 	dst->protocol = dup_or_null(src->protocol);
 	dst->auth_user = dup_or_null(src->auth_user);
+	dst->headers = dup_or_null(src->headers);
 	dst->rcpt = NULL;
 	if (src->nrcpt > 0) {
 		dst->rcpt = xcalloc(src->nrcpt, sizeof(*dst->rcpt));

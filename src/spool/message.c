@@ -138,7 +138,7 @@ spool_message_commit(struct spool_message *msg, struct envelope *env, struct evb
 		tail = &req->next;
 	}
 	memcpy(env->id, msg->id, sizeof(env->id));
-	env->size = msg->size;
+	env->size = msg->size + (env->headers != NULL ? strlen(env->headers) : 0);
 	req = spool_req_new(REQ_COMMIT, msg->id);
 	req->msg = msg; /* the caller's reference: freed after cb */
 	req->env = envelope_encode(env, &req->envlen);

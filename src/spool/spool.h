@@ -39,11 +39,15 @@ enum spool_status {
 
 enum rcpt_state { RCPT_PENDING = 0, RCPT_DELIVERED, RCPT_BOUNCED, RCPT_EXPIRED };
 
+/* envelope_rcpt.flags */
+#define RCPT_DELAY_NOTIFIED 0x01 /* a delay DSN was sent for it: never a second one */
+
 struct envelope_rcpt {
 	char *address;  /* "local@domain" */
 	char *orcpt;    /* RFC 3461 ORCPT as received ("rfc822;a@b"), NULL if none */
 	uint8_t notify; /* SMTP_NOTIFY_* bits (smtp.h), 0 = not given */
 	uint8_t state;  /* enum rcpt_state */
+	uint8_t flags;  /* RCPT_* flags below */
 	uint16_t attempts;
 	uint64_t next_attempt_us; /* wall clock; 0 = as soon as possible */
 	char *last_reply;         /* last remote reply for this recipient, NULL if none */
@@ -62,7 +66,12 @@ struct envelope {
 	char *listener;       /* name of the listener that received it */
 	char *protocol;       /* "ESMTP", "SMTP", "HTTP" ... (Received: "with") */
 	char *auth_user;      /* authenticated user, NULL if none */
-	uint64_t size;        /* body octets as stored (Received: header included) */
+	/* Header fields computed at the end of data (DKIM-Signature, Authentication-Results),
+	 * CRLF-terminated, that go before the stored octets: the body is streamed into the
+	 * spool before they exist. NULL if none. The spool's readers put them in front. */
+	char *headers;
+	uint64_t size; /* message octets as delivered: headers and the stored octets (Received:
+	                  header included) */
 	size_t nrcpt;
 	struct envelope_rcpt *rcpt;
 };

@@ -468,6 +468,12 @@ spool_body_get(struct spool *sp, MDB_txn *txn, const struct envelope *env)
 
 	if (body == NULL)
 		fatal("spool: out of memory");
+	/* The fields computed at end of data go first; see struct envelope. */
+	if (env->headers != NULL) {
+		if (evbuffer_add(body, env->headers, strlen(env->headers)) < 0)
+			fatal("spool: out of memory");
+		total += strlen(env->headers);
+	}
 	if ((rc = mdb_cursor_open(txn, sp->dbi_body, &cur)) != 0) {
 		log_error("spool: message %s: reading body: %s", env->id, mdb_strerror(rc));
 		goto fail;

@@ -1,6 +1,6 @@
 /* fuzz_spool_envelope.c - envelope_decode() on anything: it must never crash or leak, and
- * what it accepts must round-trip: the encoding is canonical, so encode(decode(x)) == x,
- * and decoding that again gives the same envelope. */
+ * what it accepts must round-trip: the encoding is canonical, so encode(decode(x)) == x for
+ * the current version, and decoding that again gives the same envelope (any version). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +24,14 @@ envelope_same(const struct envelope *a, const struct envelope *b)
 	    a->received_us != b->received_us || !str_same(a->client_ip, b->client_ip) ||
 	    !str_same(a->helo, b->helo) || !str_same(a->listener, b->listener) ||
 	    !str_same(a->protocol, b->protocol) || !str_same(a->auth_user, b->auth_user) ||
-	    a->size != b->size || a->nrcpt != b->nrcpt)
+	    !str_same(a->headers, b->headers) || a->size != b->size || a->nrcpt != b->nrcpt)
 		return 0;
 	for (size_t i = 0; i < a->nrcpt; i++) {
 		const struct envelope_rcpt *x = &a->rcpt[i], *y = &b->rcpt[i];
 
 		if (!str_same(x->address, y->address) || !str_same(x->orcpt, y->orcpt) ||
-		    x->notify != y->notify || x->state != y->state || x->attempts != y->attempts ||
-		    x->next_attempt_us != y->next_attempt_us ||
+		    x->notify != y->notify || x->state != y->state || x->flags != y->flags ||
+		    x->attempts != y->attempts || x->next_attempt_us != y->next_attempt_us ||
 		    !str_same(x->last_reply, y->last_reply))
 			return 0;
 	}
@@ -54,7 +54,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	buf = envelope_encode(&env, &len);
-	if (len != size || memcmp(buf, data, size) != 0) {
+	/* Only the current version is written: a version 1 record comes back as version 2. */
+	if (data[0] == 2 && (len != size || memcmp(buf, data, size) != 0)) {
 		fprintf(stderr, "encode(decode(x)) != x\n");
 		abort();
 	}

@@ -151,6 +151,25 @@ test_load(void **state)
 	assert_memory_equal(evbuffer_pullup(r.body, -1), body, len);
 	loaded_clear(&r);
 
+	/* Headers computed at end of data come first, and count in the size. */
+	{
+		static const char hdr[] = "DKIM-Signature: v=1; d=example.org; b=AA\r\n";
+		char hid[SPOOL_ID_LEN + 1];
+
+		env.headers = xstrdup(hdr);
+		assert_int_equal(commit_message(sp, &l, &env, body, len, hid), SPOOL_OK);
+		load_wait(sp, &l, hid, true, &r);
+		assert_int_equal(r.status, SPOOL_OK);
+		assert_string_equal(r.env->headers, hdr);
+		assert_int_equal(r.env->size, strlen(hdr) + len);
+		assert_int_equal(evbuffer_get_length(r.body), strlen(hdr) + len);
+		assert_memory_equal(evbuffer_pullup(r.body, -1), hdr, strlen(hdr));
+		assert_memory_equal(evbuffer_pullup(r.body, -1) + strlen(hdr), body, len);
+		loaded_clear(&r);
+		free(env.headers);
+		env.headers = NULL;
+	}
+
 	/* An empty body is an empty evbuffer, not an error. */
 	assert_int_equal(commit_message(sp, &l, &env, "", 0, empty), SPOOL_OK);
 	load_wait(sp, &l, empty, true, &r);

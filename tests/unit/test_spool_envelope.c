@@ -30,6 +30,8 @@ test_round_trip_full(void **state)
 	env.size = 123456789012ULL;
 	env.rcpt[1].state = RCPT_DELIVERED;
 	env.rcpt[2].last_reply = xstrdup("451 4.7.1 try again later");
+	env.headers = xstrdup("DKIM-Signature: v=1; a=ed25519-sha256; d=example.org;\r\n"
+	                      "\tb=AAAA\r\n");
 	round_trip(&env);
 	envelope_clear(&env);
 }
@@ -155,9 +157,11 @@ test_garbage(void **state)
 	memcpy(bad, buf, len);
 	bad[len] = 0;
 	assert_int_equal(envelope_decode(bad, len + 1, &out), -1);
-	/* Unknown version. */
+	/* Unknown versions. */
 	memcpy(bad, buf, len);
-	bad[0] = 2;
+	bad[0] = 3;
+	assert_int_equal(envelope_decode(bad, len, &out), -1);
+	bad[0] = 0;
 	assert_int_equal(envelope_decode(bad, len, &out), -1);
 	/* A length running past the end (the id's). */
 	memcpy(bad, buf, len);
@@ -194,6 +198,39 @@ test_garbage(void **state)
 	free(bad);
 	free(buf);
 	envelope_clear(&env);
+}
+
+/* A record the first release wrote (version 1: no headers, no recipient flags) is still
+ * read, so a spool survives the upgrade; it is written back as version 2. */
+static void
+test_version_1(void **state)
+{
+	const char *path = DROVER_SOURCE_DIR "/tests/unit/data/envelope-v1-one-rcpt";
+	unsigned char v1[4096], *again;
+	struct envelope env, out;
+	size_t n, len;
+	FILE *f = fopen(path, "rb");
+
+	assert_non_null(f);
+	n = fread(v1, 1, sizeof(v1), f);
+	fclose(f);
+	assert_int_equal(v1[0], 1);
+	assert_int_equal(envelope_decode(v1, n, &env), 0);
+	assert_string_equal(env.id, "0006442d3a7f1c2b00000001");
+	assert_string_equal(env.sender, "sender@example.org");
+	assert_null(env.headers);
+	assert_int_equal(env.size, 4096);
+	assert_int_equal(env.nrcpt, 1);
+	assert_string_equal(env.rcpt[0].address, "rcpt0@example.com");
+	assert_int_equal(env.rcpt[0].flags, 0);
+	again = envelope_encode(&env, &len);
+	assert_int_equal(again[0], 2);
+	assert_int_equal(len, n + 4 + 1); /* a NULL headers string, one flags octet */
+	assert_int_equal(envelope_decode(again, len, &out), 0);
+	assert_envelope_equal(&env, &out);
+	envelope_clear(&out);
+	envelope_clear(&env);
+	free(again);
 }
 
 /* A NUL inside a string could not round-trip through a C string: refused. */
@@ -281,6 +318,7 @@ main(void)
 	    cmocka_unit_test(test_truncated),
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_embedded_nul),
+	    cmocka_unit_test(test_version_1),
 	    cmocka_unit_test(test_write_fuzz_seeds),
 	};
 

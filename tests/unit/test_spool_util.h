@@ -129,6 +129,7 @@ sample_envelope(struct envelope *env, size_t nrcpt)
 		env->rcpt[i].orcpt = i % 2 ? xasprintf("rfc822;rcpt%zu@example.com", i) : NULL;
 		env->rcpt[i].notify = (uint8_t)(i & 0xf);
 		env->rcpt[i].state = 0;
+		env->rcpt[i].flags = i % 2 ? RCPT_DELAY_NOTIFIED : 0;
 		env->rcpt[i].attempts = (uint16_t)i;
 		env->rcpt[i].next_attempt_us = i * 1000;
 		env->rcpt[i].last_reply = NULL;
@@ -159,6 +160,7 @@ assert_envelope_equal(const struct envelope *a, const struct envelope *b)
 	assert_str_or_null_equal(a->listener, b->listener);
 	assert_str_or_null_equal(a->protocol, b->protocol);
 	assert_str_or_null_equal(a->auth_user, b->auth_user);
+	assert_str_or_null_equal(a->headers, b->headers);
 	assert_int_equal(a->size, b->size);
 	assert_int_equal(a->nrcpt, b->nrcpt);
 	for (size_t i = 0; i < a->nrcpt; i++) {
@@ -166,6 +168,7 @@ assert_envelope_equal(const struct envelope *a, const struct envelope *b)
 		assert_str_or_null_equal(a->rcpt[i].orcpt, b->rcpt[i].orcpt);
 		assert_int_equal(a->rcpt[i].notify, b->rcpt[i].notify);
 		assert_int_equal(a->rcpt[i].state, b->rcpt[i].state);
+		assert_int_equal(a->rcpt[i].flags, b->rcpt[i].flags);
 		assert_int_equal(a->rcpt[i].attempts, b->rcpt[i].attempts);
 		assert_int_equal(a->rcpt[i].next_attempt_us, b->rcpt[i].next_attempt_us);
 		assert_str_or_null_equal(a->rcpt[i].last_reply, b->rcpt[i].last_reply);
