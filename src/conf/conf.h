@@ -23,11 +23,45 @@ struct netmask {
 	unsigned prefix;
 };
 
+/* listener_conf.verify: what is checked in mail received there, reported in an
+ * Authentication-Results field (RFC 8601) added on top. DMARC needs the other two. */
+#define VERIFY_SPF   0x1
+#define VERIFY_DKIM  0x2
+#define VERIFY_DMARC 0x4
+
 struct listener_conf {
 	char *name;                       /* the section title */
 	char *address;                    /* as written: "127.0.0.1:2525", "[::1]:2525" */
 	struct sockaddr_storage sockaddr; /* resolved (numeric only) */
 	socklen_t socklen;
+	bool dkim_sign;  /* sign what is received here with the dkim_key sections */
+	unsigned verify; /* VERIFY_* bits; 0: no Authentication-Results field */
+};
+
+/* A DKIM signing key: dkim_key "name" { }. Which messages it signs is decided by the domain
+ * of their From field (docs/dkim.md, "Signing"). */
+struct dkim_key_conf {
+	char *name;     /* the section title */
+	char *domain;   /* d=, lower case */
+	char *selector; /* s= */
+	char *key_path; /* PEM private key, as written (relative: to the working directory) */
+	char *where;    /* "file:line" of the key setting, for errors found reading the key */
+	/* From domains it signs: "example.com" (that domain and its subdomains) or "*" (any).
+	 * Default: its own domain. */
+	char **sign_for;
+	size_t nsign_for;
+	bool fallback; /* signs only the messages that no other key signs */
+	bool header_relaxed, body_relaxed;
+	char **headers; /* fields to sign; none: the default list (docs/dkim.md) */
+	size_t nheaders;
+	uint64_t expire_s; /* x= that long after t=; 0: none */
+};
+
+/* What a message that should be signed gets when its key cannot be used (unreadable after
+ * a reload, a signing error). */
+enum dkim_key_error_policy {
+	DKIM_KEY_ERROR_DEFER,    /* 451 4.3.5 at the end of data: the client retries */
+	DKIM_KEY_ERROR_UNSIGNED, /* accepted and sent without that signature, with a warning */
 };
 
 /* Limits of SMTP sessions; see docs/configuration.md for each default and its reason. */
@@ -65,7 +99,8 @@ struct delivery_conf {
 	unsigned port;    /* the mail exchangers' SMTP port (25) */
 	char **smarthost; /* hosts for every domain without a route; none = MX delivery */
 	size_t nsmarthost;
-	char **dns_forwarders; /* "ip" or "ip@port"; none = the system's resolver */
+	char **dns_forwarders; /* "ip" or "ip@port", NULL-terminated (as dns_options wants);
+	                          none = the system's resolver */
 	size_t ndns_forwarders;
 	unsigned dns_timeout_s;
 	int ip_version; /* 0 = both (IPv6 first, RFC 6724 style), 4 = IPv4 only, 6 = IPv6 only */
@@ -84,6 +119,11 @@ struct delivery_conf {
 	    rcpt_timeout_s, data_timeout_s, data_block_timeout_s, dot_timeout_s, idle_timeout_s;
 	char *postmaster;        /* receives the DSNs that cannot go to their sender; NULL: none */
 	uint64_t dsn_return_max; /* largest original returned whole in a DSN */
+	/* Connections at once over all destinations (each is a descriptor). */
+	unsigned max_connections_total;
+	/* A recipient still deferred this long after reception gets one delay notice (a DSN,
+	 * Action: delayed); 0: none. */
+	uint64_t delay_notice_after_s;
 };
 
 struct config {
@@ -111,10 +151,23 @@ struct config {
 	struct delivery_conf delivery;
 	struct route_conf *routes;
 	size_t nroutes;
+
+	struct dkim_key_conf *dkim_keys; /* in the order of the file */
+	size_t ndkim_keys;
+	enum dkim_key_error_policy dkim_on_key_error;
 };
 
 /* The route for a domain (exact match, case-insensitive), or NULL. */
 const struct route_conf *config_route(const struct config *, const char *domain);
+
+/* True if the key signs mail whose From domain is from_domain (lower case): a sign_for entry
+ * is that domain or a parent of it, or "*". */
+bool config_dkim_key_covers(const struct dkim_key_conf *, const char *from_domain);
+/* The keys that sign mail from from_domain: every non-fallback key covering it or, if there
+ * is none, every fallback key covering it. Their indexes into cfg->dkim_keys go to out (at
+ * most max); returns how many there are. */
+size_t config_dkim_keys_for(const struct config *, const char *from_domain, size_t *out,
+                            size_t max);
 
 /* path NULL: embedded defaults. On error returns NULL and writes every error found, one per
  * line ("file:line: setting: problem"), into err. Every bad value is reported; a syntax

@@ -55,6 +55,22 @@
  * needs no root and accepts only local submissions. */
 #define DEF_LISTENER_NAME    "smtp"
 #define DEF_LISTENER_ADDRESS "127.0.0.1:2525"
+/* Messages are signed wherever they arrive when a dkim_key matches their From domain: a
+ * key is configured to be used. A listener that receives inbound mail turns it off. */
+#define DEF_LISTENER_DKIM_SIGN true
+/* Checking is work and DNS traffic a relay for its own platform does not need. */
+#define DEF_LISTENER_VERIFY "{}"
+
+/* relaxed/relaxed survives the header refolding and whitespace changes that relays and
+ * list software make; simple breaks on them. It is what mailbox providers sign with. */
+#define DEF_DKIM_CANONICALIZATION "relaxed/relaxed"
+/* A key that cannot be used defers rather than sending unsigned: an unsigned message from a
+ * domain that publishes DMARC p=reject is rejected, so waiting for the operator is safer. */
+#define DEF_DKIM_ON_KEY_ERROR "defer"
+/* No x= by default: expired signatures break forwarded and delayed mail. */
+#define DEF_DKIM_EXPIRE 0
+/* x= below an hour would expire before a retried message is delivered. */
+#define LIM_DKIM_EXPIRE_MIN 3600
 
 /* ---- smtp { } ---- */
 
@@ -191,6 +207,16 @@
 #define DEF_DELIVERY_DSN_RETURN_MAX (128L * 1024)
 /* Counts of failed connections: beyond 1000 a dead site is never detected. */
 #define LIM_DELIVERY_DEAD_AFTER_MAX 1000
+/* queue.h DEF_ENGINE_MAX_CONNECTIONS_TOTAL: connections open at once over all destinations.
+ * Each is a descriptor, and the SMTP listeners and sessions need theirs too: 512 fits beside
+ * smtp.max_sessions (1000) under a descriptor limit of a few thousand. */
+#define DEF_DELIVERY_MAX_CONNECTIONS_TOTAL 512
+/* One event loop serves every connection; past 65,536 at once a source address runs out of
+ * local ports towards one receiver, and a value that large is a typo for a smaller one. */
+#define LIM_DELIVERY_MAX_CONNECTIONS_TOTAL_MAX 65536
+/* No delay notices (0): the sender hears only of the final outcome. Operators usually set
+ * 4h, as Postfix's delay_warning_time is usually set. */
+#define DEF_DELIVERY_DELAY_NOTICE_AFTER 0
 
 /* Counts above a million are typos (sessions, per-ip sessions). */
 #define LIM_COUNT_MAX 1000000

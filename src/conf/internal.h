@@ -29,6 +29,23 @@ bool hostname_valid(const char *name);
 int host_port_parse_why(const char *text, const char **why);
 /* A DNS forwarder: a numeric IPv4 or IPv6 address with an optional "@port". */
 int forwarder_parse_why(const char *text, const char **why);
+/* A DKIM canonicalization: "relaxed/simple", "relaxed" (body simple). 0 or -1. */
+int canonicalization_parse(const char *text, bool *header_relaxed, bool *body_relaxed);
+/* listener verify = { } entries: "spf", "dkim", "dmarc" -> VERIFY_* bits; 0 if unknown. */
+unsigned verify_value(const char *text);
+/* dkim.on_key_error: "defer", "unsigned" -> enum dkim_key_error_policy; -1 if unknown. */
+int key_error_policy_value(const char *text);
+
+struct load_ctx;
+
+/* A list setting's strings, copied: *n of them, then NULL. free_list() takes them back. */
+char **copy_list(cfg_t *sec, const char *name, size_t *n);
+void free_list(char **v, size_t n);
+
+/* dkim { } and dkim_key sections into conf (dkim.c); free_dkim() takes them back. */
+void copy_dkim(cfg_t *cfg, struct config *conf, const struct load_ctx *ctx);
+void free_dkim(struct config *conf);
+
 /* An EHLO argument: a domain name, or an address literal ([192.0.2.1], [IPv6:2001:db8::1]). */
 bool helo_name_valid(const char *name);
 /* ip_version: "any" 0, "ipv4" 4, "ipv6" 6; -1 for anything else. */
@@ -73,6 +90,11 @@ struct seen_listener {
 	struct where where;
 };
 
+struct seen_key {
+	char *title; /* the dkim_key section's */
+	char *where; /* "file:line" */
+};
+
 /* The text libconfuse parses: the file, include()s expanded, comments removed (source.c). */
 struct source_segment {
 	int text_line;    /* from this line of the text on, */
@@ -99,6 +121,8 @@ struct load_ctx {
 	unsigned long order; /* the last where.order given */
 	struct seen_listener *listeners;
 	size_t nlisteners;
+	struct seen_key *keys; /* where each dkim_key's key file is named */
+	size_t nkeys;
 };
 
 void load_error_at(struct load_ctx *, const char *file, int line, const char *fmt, ...)

@@ -54,6 +54,11 @@ ctx_free(struct load_ctx *ctx)
 	for (size_t i = 0; i < setting_count(); i++)
 		free(ctx->where[i].file);
 	free(ctx->where);
+	for (size_t i = 0; i < ctx->nkeys; i++) {
+		free(ctx->keys[i].title);
+		free(ctx->keys[i].where);
+	}
+	free(ctx->keys);
 	for (size_t i = 0; i < ctx->nlisteners; i++) {
 		free(ctx->listeners[i].title);
 		free(ctx->listeners[i].where.file);
@@ -154,7 +159,7 @@ copy_relay_networks(cfg_t *cfg, struct config *conf)
 	}
 }
 
-static void
+static struct listener_conf *
 add_listener(struct config *conf, const char *name, const char *address)
 {
 	struct listener_conf *l;
@@ -164,10 +169,12 @@ add_listener(struct config *conf, const char *name, const char *address)
 	l = &conf->listeners[conf->nlisteners];
 	memset(l, 0, sizeof(*l));
 	if (address == NULL || listen_address_parse(address, &l->sockaddr, &l->socklen, &why) != 0)
-		return; /* reported while parsing */
+		return NULL; /* reported while parsing */
 	l->name = xstrdup(name);
 	l->address = xstrdup(address);
+	l->dkim_sign = DEF_LISTENER_DKIM_SIGN;
 	conf->nlisteners++;
+	return l;
 }
 
 static void
@@ -181,18 +188,27 @@ copy_listeners(cfg_t *cfg, struct config *conf)
 	}
 	for (unsigned i = 0; i < n; i++) {
 		cfg_t *sec = cfg_getnsec(cfg, "listener", i);
+		struct listener_conf *l =
+		    add_listener(conf, cfg_title(sec), cfg_getstr(sec, "address"));
 
-		add_listener(conf, cfg_title(sec), cfg_getstr(sec, "address"));
+		if (l == NULL)
+			continue;
+		l->dkim_sign = cfg_getbool(sec, "dkim_sign") == cfg_true;
+		for (unsigned j = 0; j < cfg_size(sec, "verify"); j++)
+			l->verify |= verify_value(cfg_getnstr(sec, "verify", j));
+		/* DMARC is computed from the other two. */
+		if (l->verify & VERIFY_DMARC)
+			l->verify |= VERIFY_SPF | VERIFY_DKIM;
 	}
 }
 
 /* The strings of a list setting, copied (a bad one has been reported already: the load fails
- * and config_free() takes them back). */
-static char **
+ * and config_free() takes them back), NULL-terminated as well as counted. */
+char **
 copy_list(cfg_t *sec, const char *name, size_t *n)
 {
 	unsigned size = cfg_size(sec, name);
-	char **v = xcalloc(size ? size : 1, sizeof(*v));
+	char **v = xcalloc(size + 1, sizeof(*v));
 
 	for (unsigned i = 0; i < size; i++)
 		v[i] = xstrdup(cfg_getnstr(sec, name, i));
@@ -200,7 +216,7 @@ copy_list(cfg_t *sec, const char *name, size_t *n)
 	return v;
 }
 
-static void
+void
 free_list(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -286,6 +302,8 @@ copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 	d->postmaster =
 	    cfg_getstr(sec, "postmaster") != NULL ? xstrdup(cfg_getstr(sec, "postmaster")) : NULL;
 	d->dsn_return_max = (uint64_t)cfg_getint(sec, "dsn_return_max");
+	d->max_connections_total = (unsigned)cfg_getint(sec, "max_connections_total");
+	d->delay_notice_after_s = (uint64_t)cfg_getint(sec, "delay_notice_after");
 }
 
 static int
@@ -388,6 +406,17 @@ check_across(struct config *conf, struct load_ctx *ctx)
 		         "§4.5.3.1.8 requires servers to accept",
 		         w->file ? w->file : DEFAULTS_NAME, w->line, conf->smtp.max_recipients);
 	}
+	/* Not an error: a configuration may shorten the lifetime for a test and keep the notice
+	 * setting; but the operator should know that no notice can ever go out. */
+	if (conf->delivery.delay_notice_after_s != 0 &&
+	    conf->delivery.delay_notice_after_s >= conf->delivery.queue_lifetime_s) {
+		const struct where *w =
+		    &ctx->where[setting_index("delivery", "delay_notice_after")];
+
+		log_warn("%s:%d: delivery.delay_notice_after: not shorter than "
+		         "delivery.queue_lifetime: mail expires before any delay notice is due",
+		         w->file ? w->file : DEFAULTS_NAME, w->line);
+	}
 }
 
 static struct config *
@@ -437,6 +466,7 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 
 	copy_delivery(cfg, conf, ctx);
 	copy_routes(cfg, conf);
+	copy_dkim(cfg, conf, ctx);
 
 	check_across(conf, ctx);
 	return conf;
@@ -513,5 +543,6 @@ config_free(struct config *conf)
 		free_list(conf->routes[i].hosts, conf->routes[i].nhosts);
 	}
 	free(conf->routes);
+	free_dkim(conf);
 	free(conf);
 }

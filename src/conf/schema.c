@@ -53,6 +53,8 @@ shown(const char *value, char *buf, size_t size)
 /* ---- Numeric settings: kind and bounds ---- */
 
 static const struct setting settings[] = {
+    {"dkim_key", "expire", SETTING_DURATION, LIM_DKIM_EXPIRE_MIN, 366L * 24 * 3600,
+     "no x=", "shorter expires before retried mail is delivered"},
     {NULL, "threads", SETTING_COUNT, 0, LIM_THREADS_MAX, NULL,
      "0 = one per CPU; more than 64 loops cannot be fed by one spool writer"},
     {"spool", "max_size", SETTING_SIZE, LIM_SPOOL_MAX_SIZE_MIN, LONG_MAX, NULL,
@@ -103,6 +105,10 @@ static const struct setting settings[] = {
     {"delivery", "idle_timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_TIMEOUT_MAX, NULL, NULL},
     {"delivery", "dsn_return_max", SETTING_SIZE, LIM_SMTP_MAX_MESSAGE_SIZE_MIN,
      LIM_SMTP_MAX_MESSAGE_SIZE_MAX, "headers only", NULL},
+    {"delivery", "max_connections_total", SETTING_COUNT, 1, LIM_DELIVERY_MAX_CONNECTIONS_TOTAL_MAX,
+     NULL, "over all destinations; each is a descriptor and a local port"},
+    {"delivery", "delay_notice_after", SETTING_DURATION, LIM_TIMEOUT_MIN,
+     LIM_DELIVERY_QUEUE_LIFETIME_MAX, "off", NULL},
 };
 
 size_t
@@ -651,6 +657,183 @@ on_route_end(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* ---- dkim { }, dkim_key "name" { } and the listener's authentication settings ---- */
+
+/* A selector: DNS labels of letters, digits, '-' and '_' (RFC 6376 §3.1). */
+static bool
+selector_valid(const char *s)
+{
+	size_t label = 0, n = strlen(s);
+
+	if (n == 0 || n > 63 || s[0] == '.' || s[n - 1] == '.')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_",
+		           *s) == NULL)
+			return false;
+		label++;
+	}
+	return true;
+}
+
+static int
+on_dkim_domain(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+
+	*(const char **)result = value;
+	if (!hostname_valid(value)) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg, "%s: \"%s\": not a domain name, as in example.com", path,
+		       shown(value, v, sizeof(v)));
+	}
+	return 0;
+}
+
+static int
+on_dkim_selector(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+
+	*(const char **)result = value;
+	if (!selector_valid(value)) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg,
+		       "%s: \"%s\": a selector is one or more DNS labels of letters, digits, '-' "
+		       "and '_', as in s2026",
+		       path, shown(value, v, sizeof(v)));
+	}
+	return 0;
+}
+
+/* Where the key file is named, for the errors found when it is read after the load. */
+static int
+on_dkim_key_file(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	const char *file;
+	int line;
+
+	on_nonempty(cfg, opt, value, result);
+	if (current == NULL || cfg->title == NULL)
+		return 0;
+	locate(cfg, &file, &line);
+	current->keys = xrealloc(current->keys, (current->nkeys + 1) * sizeof(*current->keys));
+	current->keys[current->nkeys].title = xstrdup(cfg->title);
+	current->keys[current->nkeys].where =
+	    file != NULL ? xasprintf("%s:%d", file, line) : xasprintf("line %d", line);
+	current->nkeys++;
+	return 0;
+}
+
+static int
+on_sign_for(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+
+	*(const char **)result = value;
+	if (strcmp(value, "*") != 0 && !hostname_valid(value)) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg,
+		       "%s: \"%s\": expected a From domain (it covers its subdomains) or \"*\" for "
+		       "every message",
+		       path, shown(value, v, sizeof(v)));
+	}
+	return 0;
+}
+
+static int
+on_header_name(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+	size_t n = strlen(value);
+	bool ok = n > 0 && n <= 64;
+
+	*(const char **)result = value;
+	/* RFC 5322 §3.6.8 field names: printable ASCII but ':'. */
+	for (const char *p = value; ok && *p != '\0'; p++)
+		ok = *p > 32 && *p < 127 && *p != ':';
+	if (!ok) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg, "%s: \"%s\": not a header field name, as in \"List-Unsubscribe\"", path,
+		       shown(value, v, sizeof(v)));
+	}
+	return 0;
+}
+
+static int
+on_canonicalization(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+	bool h, b;
+
+	*(const char **)result = value;
+	if (canonicalization_parse(value, &h, &b) != 0) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg,
+		       "%s: \"%s\": expected header/body, each simple or relaxed, as in "
+		       "relaxed/relaxed",
+		       path, shown(value, v, sizeof(v)));
+	}
+	return 0;
+}
+
+static int
+on_key_error(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (key_error_policy_value(value) < 0)
+		report(cfg, "dkim.on_key_error: \"%s\": expected defer or unsigned",
+		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static int
+on_verify(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+
+	*(const char **)result = value;
+	if (verify_value(value) == 0) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg, "%s: \"%s\": expected spf, dkim or dmarc", path,
+		       shown(value, v, sizeof(v)));
+	}
+	return 0;
+}
+
+/* After a dkim_key section is read (cfg is the top level, the section the last one). */
+static int
+on_dkim_key_end(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+	static const char *const required[][2] = {
+	    {"domain", "domain = \"example.com\""},
+	    {"selector", "selector = \"s2026\""},
+	    {"key", "key = \"/etc/drover/dkim/example.com.s2026.pem\""},
+	};
+
+	if (sec == NULL)
+		return 0;
+	if (!title_valid(sec->title))
+		report(
+		    cfg,
+		    "dkim_key \"%s\": the title must be 1 to 64 letters, digits, '-', '_' or '.'",
+		    sec->title);
+	for (size_t i = 0; i < nitems(required); i++)
+		if (cfg_getstr(sec, required[i][0]) == NULL)
+			report(cfg, "dkim_key \"%s\".%s: required, as in %s", sec->title,
+			       required[i][0], required[i][1]);
+	return 0;
+}
+
 /* ---- The schema ---- */
 
 static cfg_opt_t spool_opts[] = {
@@ -662,6 +845,25 @@ static cfg_opt_t spool_opts[] = {
 
 static cfg_opt_t listener_opts[] = {
     CFG_STR_CB("address", NULL, CFGF_NODEFAULT, on_listener_address),
+    CFG_BOOL_CB("dkim_sign", DEF_LISTENER_DKIM_SIGN ? cfg_true : cfg_false, CFGF_NONE, on_bool),
+    CFG_STR_LIST_CB("verify", DEF_LISTENER_VERIFY, CFGF_NONE, on_verify),
+    CFG_END(),
+};
+
+static cfg_opt_t dkim_opts[] = {
+    CFG_STR_CB("on_key_error", DEF_DKIM_ON_KEY_ERROR, CFGF_NONE, on_key_error),
+    CFG_END(),
+};
+
+static cfg_opt_t dkim_key_opts[] = {
+    CFG_STR_CB("domain", NULL, CFGF_NODEFAULT, on_dkim_domain),
+    CFG_STR_CB("selector", NULL, CFGF_NODEFAULT, on_dkim_selector),
+    CFG_STR_CB("key", NULL, CFGF_NODEFAULT, on_dkim_key_file),
+    CFG_STR_LIST_CB("sign_for", NULL, CFGF_NONE, on_sign_for),
+    CFG_BOOL_CB("fallback", cfg_false, CFGF_NONE, on_bool),
+    CFG_STR_CB("canonicalization", DEF_DKIM_CANONICALIZATION, CFGF_NONE, on_canonicalization),
+    CFG_STR_LIST_CB("headers", NULL, CFGF_NONE, on_header_name),
+    CFG_INT_CB("expire", DEF_DKIM_EXPIRE, CFGF_NONE, on_number),
     CFG_END(),
 };
 
@@ -710,6 +912,8 @@ static cfg_opt_t delivery_opts[] = {
     CFG_INT_CB("idle_timeout", DEF_DELIVERY_IDLE_TIMEOUT, CFGF_NONE, on_number),
     CFG_STR_CB("postmaster", NULL, CFGF_NODEFAULT, on_postmaster),
     CFG_INT_CB("dsn_return_max", DEF_DELIVERY_DSN_RETURN_MAX, CFGF_NONE, on_number),
+    CFG_INT_CB("max_connections_total", DEF_DELIVERY_MAX_CONNECTIONS_TOTAL, CFGF_NONE, on_number),
+    CFG_INT_CB("delay_notice_after", DEF_DELIVERY_DELAY_NOTICE_AFTER, CFGF_NONE, on_number),
     CFG_END(),
 };
 
@@ -729,6 +933,8 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("smtp", smtp_opts, CFGF_NONE),
     CFG_SEC("delivery", delivery_opts, CFGF_NONE),
     CFG_SEC("route", route_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("dkim", dkim_opts, CFGF_NONE),
+    CFG_SEC("dkim_key", dkim_key_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),
 };
 
@@ -746,6 +952,7 @@ schema_new(struct load_ctx *ctx)
 	cfg_set_error_function(cfg, on_confuse_error);
 	cfg_set_validate_func(cfg, "listener", on_listener_end);
 	cfg_set_validate_func(cfg, "route", on_route_end);
+	cfg_set_validate_func(cfg, "dkim_key", on_dkim_key_end);
 	return cfg;
 }
 

@@ -77,6 +77,9 @@ assert_delivery_defaults(const struct config *c)
 
 	assert_null(d->postmaster);
 	assert_int_equal(d->dsn_return_max, DSN_DEF_RETURN_MAX);
+	assert_int_equal(d->max_connections_total, DEF_ENGINE_MAX_CONNECTIONS_TOTAL);
+	assert_int_equal(d->max_connections_total, 512);
+	assert_int_equal(d->delay_notice_after_s, 0); /* no delay notices */
 
 	assert_int_equal(c->nroutes, 0);
 	assert_null(config_route(c, "example.com"));
@@ -165,6 +168,8 @@ test_full_file(void **state)
 	    "\tidle_timeout = \"1s\"\n"
 	    "\tpostmaster = \"postmaster@example.com\"\n"
 	    "\tdsn_return_max = \"1M\"\n"
+	    "\tmax_connections_total = 2000\n"
+	    "\tdelay_notice_after = \"4h\"\n"
 	    "}\n"
 	    "route \"Example.COM\" {\n"
 	    "\thosts = { \"127.0.0.1:2600\", \"mx2.example.com\" }\n"
@@ -210,6 +215,8 @@ test_full_file(void **state)
 	assert_int_equal(d->idle_timeout_s, 1);
 	assert_string_equal(d->postmaster, "postmaster@example.com");
 	assert_int_equal(d->dsn_return_max, 1 << 20);
+	assert_int_equal(d->max_connections_total, 2000);
+	assert_int_equal(d->delay_notice_after_s, 4 * 3600);
 
 	assert_int_equal(c->nroutes, 2);
 	const struct route_conf *r = config_route(c, "example.com");
@@ -229,10 +236,12 @@ test_full_file(void **state)
 static void
 test_ip_versions_and_zeroes(void **state)
 {
-	struct config *c = load_ok("delivery {\n ip_version = ipv4\n dsn_return_max = 0\n}\n");
+	struct config *c = load_ok("delivery {\n ip_version = ipv4\n dsn_return_max = 0\n"
+	                           " delay_notice_after = \"4h\"\n delay_notice_after = 0\n}\n");
 
 	assert_int_equal(c->delivery.ip_version, 4);
 	assert_int_equal(c->delivery.dsn_return_max, 0);
+	assert_int_equal(c->delivery.delay_notice_after_s, 0);
 	config_free(c);
 	c = load_ok("delivery {\n ip_version = \"any\"\n}\n");
 	assert_int_equal(c->delivery.ip_version, 0);
@@ -571,6 +580,9 @@ test_bad_helo_name_and_numbers(void **state)
 	                          " idle_timeout = \"2d\"\n"
 	                          " dsn_return_max = 100\n"
 	                          " max_recipients_per_transaction = 0\n"
+	                          " max_connections_total = 0\n"
+	                          " max_connections_total = 65537\n"
+	                          " delay_notice_after = \"101d\"\n"
 	                          "}\n");
 
 	expect(e, "2: delivery.helo_name: \"192.0.2.1\": not a valid domain name or address "
@@ -582,7 +594,11 @@ test_bad_helo_name_and_numbers(void **state)
 	expect(e, "7: delivery.idle_timeout: \"2d\": must be from 1s to 1d");
 	expect(e, "8: delivery.dsn_return_max: \"100\": must be 0 (headers only) or from 1k to 1G");
 	expect(e, "9: delivery.max_recipients_per_transaction: \"0\": must be from 1 to 100000");
-	assert_int_equal(count_lines(e), 8);
+	expect(e, "10: delivery.max_connections_total: \"0\": must be from 1 to 65536 (over all "
+	          "destinations; each is a descriptor and a local port)");
+	expect(e, "11: delivery.max_connections_total: \"65537\": must be from 1 to 65536");
+	expect(e, "12: delivery.delay_notice_after: \"101d\": must be 0 (off) or from 1s to 100d");
+	assert_int_equal(count_lines(e), 11);
 
 	struct config *c = load_ok("delivery { helo_name = \"[192.0.2.1]\" }\n");
 
