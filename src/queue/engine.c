@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 
 #include "conf/conf.h"
 #include "core/core.h"
 #include "queue/engine_internal.h"
+#include "smtp/smtp.h"
 
 /* ---- Settings ---- */
 
@@ -54,6 +56,9 @@ engine_settings(struct queue_engine *e, struct queue_options *qo)
 	e->postmaster = d->postmaster != NULL && d->postmaster[0] != '\0' ? d->postmaster : NULL;
 	/* The configuration's default is DSN_DEF_RETURN_MAX; 0 there means headers only. */
 	e->dsn_return_max = (size_t)d->dsn_return_max;
+	e->max_conns =
+	    d->max_connections_total ? d->max_connections_total : DEF_ENGINE_MAX_CONNECTIONS_TOTAL;
+	e->delay_notice_us = d->delay_notice_after_s * USEC;
 
 	queue_options_default(qo);
 	if (d->nretry > 0) {
@@ -77,10 +82,46 @@ engine_settings(struct queue_engine *e, struct queue_options *qo)
 		if (qo->dead_cooldown_max_us < qo->dead_cooldown_us)
 			qo->dead_cooldown_max_us = qo->dead_cooldown_us;
 	}
+	e->lifetime_us = qo->retry.lifetime_us;
 	qo->batch_max = e->max_messages;
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
 		seed = time_now_us() ^ time_mono_us();
 	qo->seed = seed;
+}
+
+/* Every delivery connection and every SMTP session is a descriptor: past the process's limit,
+ * connections fail with EMFILE and look like unreachable sites. A soft limit below what the
+ * settings may need is raised (as far as the hard limit allows, as Redis does for its
+ * maxclients): the defaults, 512 connections and 1000 sessions, already exceed the 1024 a
+ * shell or systemd gives by default. What cannot be raised is said once, at start, with the
+ * settings to change. */
+static void
+ensure_descriptors(const struct queue_engine *e)
+{
+	struct rlimit rl;
+	/* The listeners, the spool, the event log, the resolver and the loops' own. */
+	const uint64_t others = 64;
+	uint64_t want = (uint64_t)e->max_conns + e->cfg->smtp.max_sessions + others;
+	uint64_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    (uint64_t)rl.rlim_cur >= want)
+		return;
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || (uint64_t)rl.rlim_max >= want ? (rlim_t)want
+	                                                                            : rl.rlim_max;
+	if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("delivery: descriptor limit raised from %llu to %llu",
+		         (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+	else
+		rl.rlim_cur = was;
+	if ((uint64_t)rl.rlim_cur >= want)
+		return;
+	log_warn("delivery: delivery.max_connections_total (%u) and smtp.max_sessions (%u) may "
+	         "need %llu descriptors, more than the limit of %llu: raise it (ulimit -n, "
+	         "LimitNOFILE=) or lower them",
+	         e->max_conns, e->cfg->smtp.max_sessions, (unsigned long long)want,
+	         (unsigned long long)rl.rlim_cur);
 }
 
 /* ---- Small shared helpers ---- */
@@ -89,8 +130,15 @@ void
 engine_domain(const char *address, char *buf, size_t size)
 {
 	const char *at = strrchr(address, '@');
+	const char *why;
 	size_t i = 0;
 
+	/* The destination is the name the DNS and the routes know: a UTF-8 domain (SMTPUTF8
+	 * mail) goes by its A-label, so that "bücher.example" and "xn--bcher-kva.example" are
+	 * one queue, looked up once. One that has no A-label keeps its UTF-8 form: its own
+	 * destination, which targets_resolve() bounces (5.1.2). */
+	if (at != NULL && at[1] != '[' && smtp_domain_to_ascii(at + 1, buf, size, &why) == 0)
+		return;
 	if (at != NULL)
 		for (const char *p = at + 1; *p != '\0' && i + 1 < size; p++)
 			buf[i++] = (char)tolower((unsigned char)*p);
@@ -106,13 +154,12 @@ engine_kick(struct queue_engine *e)
 	if (e->stopping)
 		return;
 	/* At the limit, nothing can be taken: the next attempt to end kicks again. */
-	if (e->nattempts >= ENGINE_CONNECTIONS_MAX || e->nexpiring >= ENGINE_EXPIRING_MAX) {
+	if (e->nattempts >= e->max_conns || e->nexpiring >= ENGINE_EXPIRING_MAX) {
 		evtimer_del(e->timer);
 		/* Every slot taken while mail is due: connections idling for mail their own
 		 * destination does not have hold slots that other destinations need. Close them
 		 * now rather than at their idle timeout; each end kicks again. */
-		if (e->nattempts >= ENGINE_CONNECTIONS_MAX &&
-		    queue_next_due_us(e->q) <= time_now_us())
+		if (e->nattempts >= e->max_conns && queue_next_due_us(e->q) <= time_now_us())
 			engine_close_idle(e);
 		return;
 	}
@@ -298,7 +345,6 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	const struct delivery_conf *d = &cfg->delivery;
 	struct queue_options qo;
 	struct dns_options dopt = {0};
-	const char **fwd = NULL;
 	char why[256];
 	uint64_t t0 = time_mono_us();
 
@@ -306,6 +352,7 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	e->spool = spool;
 	e->log = log;
 	engine_settings(e, &qo);
+	ensure_descriptors(e);
 	e->q = queue_new(&qo, why, sizeof(why));
 	if (e->q == NULL) {
 		snprintf(err, errlen, "delivery: %s", why);
@@ -318,15 +365,9 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	}
 	e->mbox = mailbox_new(e->base);
 	e->timer = evtimer_new(e->base, on_timer, e);
-	if (d->ndns_forwarders > 0) {
-		fwd = xcalloc(d->ndns_forwarders + 1, sizeof(*fwd));
-		for (size_t i = 0; i < d->ndns_forwarders; i++)
-			fwd[i] = d->dns_forwarders[i];
-		dopt.forwarders = fwd;
-	}
+	dopt.forwarders = (const char *const *)d->dns_forwarders; /* NULL-terminated */
 	dopt.timeout_ms = ms(d->dns_timeout_s);
 	e->dns = dns_resolver_new(e->base, &dopt, err, errlen);
-	free(fwd);
 	if (e->dns == NULL)
 		goto fail;
 

@@ -138,6 +138,8 @@ attempt_over(struct attempt *a, enum queue_conn fate)
 		return;
 	a->over = true;
 	a->idle = false;
+	if (fate == QUEUE_CONN_OK && a->fed_back)
+		fate = QUEUE_CONN_NONE; /* given at its first answer (site_answered) */
 	if (fate != QUEUE_CONN_NONE) {
 		enum queue_dest_state st = queue_feedback(e->q, a->dest, fate, now);
 
@@ -250,6 +252,32 @@ fate_of(enum delivery_status st)
 	}
 }
 
+/* The window's feedback as soon as the site has answered, not when the connection ends: a
+ * connection carries up to max_messages_per_connection messages, and a burst to one
+ * destination would otherwise wait at the initial window for connections to turn over (the
+ * DSN trickle of docs/performance.md). The first answer counts the connection
+ * (queue_feedback), each later one the transaction (queue_feedback_transaction). A 421 is the
+ * server asking us to slow down: no positive feedback for it. */
+static void
+site_answered(struct attempt *a, const struct delivery_result *r)
+{
+	struct queue_engine *e = a->e;
+	bool answered = false, grew;
+
+	for (size_t i = 0; i < r->nrcpt && !answered; i++)
+		answered = !r->rcpt[i].reply.local && r->rcpt[i].reply.code != 421;
+	if (!answered || a->dest == NULL)
+		return;
+	if (!a->fed_back) {
+		a->fed_back = true;
+		queue_feedback(e->q, a->dest, QUEUE_CONN_OK, time_now_us());
+		grew = true;
+	} else
+		grew = queue_feedback_transaction(e->q, a->dest, time_now_us());
+	if (grew)
+		engine_kick(e); /* the window may let another connection start now */
+}
+
 static void
 on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 {
@@ -260,6 +288,7 @@ on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 	uint64_t elapsed = (time_mono_us() - j->started_mono) / 1000;
 
 	a->inflight = false;
+	site_answered(a, r);
 	if (r->reused)
 		atomic_fetch_add(&a->e->st_reused, 1);
 	for (size_t i = 0; i < r->nrcpt && off + i < j->nr; i++) {

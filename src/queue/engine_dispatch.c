@@ -40,7 +40,7 @@ engine_dispatch(struct queue_engine *e)
 		if (a->idle)
 			attempt_refill(a);
 	}
-	while (e->nattempts < ENGINE_CONNECTIONS_MAX && e->nexpiring < ENGINE_EXPIRING_MAX) {
+	while (e->nattempts < e->max_conns && e->nexpiring < ENGINE_EXPIRING_MAX) {
 		cap = e->max_messages < ENGINE_PREFETCH ? e->max_messages : ENGINE_PREFETCH;
 		n = queue_take(e->q, now, &b, items, cap);
 		if (n == 0)

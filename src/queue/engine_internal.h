@@ -96,6 +96,10 @@ struct job {
 	char **change_replies; /* the last_reply strings of changes, owned */
 	size_t nreplies;
 	unsigned pending_ops; /* DSN commit, rcpt change */
+	/* Delay notice: recipients of the message (env->rcpt indexes) to claim and report,
+	 * when this job deferred some past delivery.delay_notice_after. */
+	size_t *delay_idx;
+	size_t ndelay;
 };
 
 enum target_state {
@@ -130,6 +134,7 @@ struct attempt {
 	bool inflight;  /* a transaction is with the client */
 	bool over;      /* the connection is over (closed, failed, or never to be): released */
 	bool idle;      /* the client waits for work (next() found none) */
+	bool fed_back;  /* queue_feedback(QUEUE_CONN_OK) given at the first answer */
 	unsigned taken; /* jobs taken for this connection (max_messages_per_connection) */
 	unsigned busy;  /* walking the job list: do not free */
 	struct job *jobs, *jobs_tail; /* unfinished jobs, in the order taken */
@@ -174,6 +179,9 @@ struct queue_engine {
 	unsigned max_rcpts;
 	const char *postmaster; /* NULL: none */
 	size_t dsn_return_max;
+	unsigned max_conns;       /* connections at once over all destinations */
+	uint64_t delay_notice_us; /* 0: no delay notices */
+	uint64_t lifetime_us; /* the queue lifetime (delay notices' Will-Retry-Until); 0: none */
 
 	/* State (engine thread only). */
 	struct attempt *attempts;
@@ -241,5 +249,9 @@ void engine_spool_op_done(struct queue_engine *);
  * done(job, ok) when it is durable (ok) or could not be stored; returns false (and calls
  * nothing) if no DSN is due. */
 bool dsn_inject(struct job *, void (*done)(struct job *, bool ok));
+/* Queues one delay notice (Action: delayed) for the recipients j->delay_idx[i] with
+ * claimed[i] (the spool gave them RCPT_DELAY_NOTIFIED); calls done(job, ok) when it is
+ * durable or could not be stored; returns false (and calls nothing) if none is due. */
+bool dsn_inject_delay(struct job *, const bool *claimed, void (*done)(struct job *, bool ok));
 
 #endif

@@ -4,7 +4,8 @@
  *
  *	delivered   RCPT_DELIVERED                                      "Delivery"
  *	deferred    stays pending: attempts + 1, next attempt from the  "TransientFailure"
- *	            queue's retry schedule, last reply
+ *	            queue's retry schedule, last reply; once queued longer
+ *	            than delivery.delay_notice_after, one delay notice   "DelayNotice"
  *	bounced     RCPT_BOUNCED, DSN                                   "Bounce"
  *	expired     RCPT_EXPIRED, DSN (4.4.7, the last reply)           "Expiration"
  *	untried     unchanged (the connection ended before it)
@@ -18,6 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "bounce/bounce.h"
 #include "core/core.h"
 #include "queue/engine_internal.h"
 
@@ -213,6 +215,91 @@ job_done(struct job *j)
 	engine_check_stopped(e);
 }
 
+/* ---- Delay notices ---- */
+
+/* Who a delay notice would report, from the envelope as loaded: this job's recipients just
+ * deferred, and the message's recipients at its other destinations that are still pending
+ * after an attempt (deferred there too), so that the sender gets one notice for the message
+ * rather than one per destination. Each must want one (NOTIFY; never for a null sender,
+ * which is how DSNs are sent) and not have had one. The spool has the last word
+ * (spool_rcpt_claim): a recipient delivered meanwhile, or claimed by a delivery to another
+ * destination finishing at the same time, is left out. */
+static void
+delay_candidates(struct job *j, uint64_t now)
+{
+	struct queue_engine *e = j->e;
+	const struct envelope *env = j->env;
+	char dom[DNS_NAME_MAX + 3];
+	size_t k = 0;
+
+	if (e->delay_notice_us == 0 || env->sender == NULL || env->sender[0] == '\0' ||
+	    now < env->received_us || now - env->received_us < e->delay_notice_us)
+		return;
+	j->delay_idx = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*j->delay_idx));
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &env->rcpt[i];
+		bool own;
+
+		/* ridx is in envelope order: walk it along. */
+		while (k < j->nr && j->ridx[k] < i)
+			k++;
+		own = k < j->nr && j->ridx[k] == i;
+		if (r->state != RCPT_PENDING || (r->flags & RCPT_DELAY_NOTIFIED) != 0 ||
+		    dsn_route(env, i, DSN_DELAYED, e->postmaster != NULL) != DSN_TO_SENDER)
+			continue;
+		if (own) {
+			if (j->res[k].fate != R_DEFERRED)
+				continue;
+		} else {
+			/* Not tried yet is not delayed; and a recipient of this destination that
+			 * is not in the job (none should be) is not this job's to report. */
+			engine_domain(r->address, dom, sizeof(dom));
+			if (r->attempts == 0 || strcmp(dom, j->domain) == 0)
+				continue;
+		}
+		j->delay_idx[j->ndelay++] = i;
+	}
+}
+
+static void
+on_delay_done(struct job *j, bool ok)
+{
+	job_done(j);
+}
+
+static void
+on_claimed(void *arg, enum spool_status st, const bool *claimed, size_t n)
+{
+	struct job *j = arg;
+	struct queue_engine *e = j->e;
+
+	e->spool_ops--;
+	if (st != SPOOL_OK)
+		log_error(
+		    "delivery: message %s: no delay notice: the spool could not record it (%s)",
+		    j->id, st == SPOOL_FULL ? "spool full" : "spool error");
+	else if (n == j->ndelay && dsn_inject_delay(j, claimed, on_delay_done))
+		return;
+	job_done(j);
+}
+
+/* After the recipients' changes: a delay notice if one is due. The recipients are claimed
+ * first, the notice composed for those the spool gave: a crash in between loses that notice
+ * rather than sending it twice, since a recipient gets at most one. */
+static void
+delay_notice(struct job *j)
+{
+	struct queue_engine *e = j->e;
+
+	if (j->ndelay == 0) {
+		job_done(j);
+		return;
+	}
+	e->spool_ops++;
+	spool_rcpt_claim(e->spool, j->id, RCPT_DELAY_NOTIFIED, j->delay_idx, j->ndelay, e->mbox,
+	                 on_claimed, j);
+}
+
 static void
 on_changed(void *arg, enum spool_status st, bool removed)
 {
@@ -225,7 +312,7 @@ on_changed(void *arg, enum spool_status st, bool removed)
 		          "tried again",
 		          j->id, st == SPOOL_FULL ? "spool full" : "spool error");
 	(void)removed;
-	job_done(j);
+	delay_notice(j);
 }
 
 static void
@@ -234,7 +321,7 @@ apply_changes(struct job *j)
 	struct queue_engine *e = j->e;
 
 	if (j->nchanges == 0) {
-		job_done(j);
+		delay_notice(j);
 		return;
 	}
 	e->spool_ops++;
@@ -355,6 +442,8 @@ job_finish(struct job *j)
 		}
 		log_rcpt(j, k, reply, attempt, now);
 	}
+	if (deferred && fate == QUEUE_FATE_RESCHEDULED)
+		delay_candidates(j, now);
 	if (bounced || fate == QUEUE_FATE_EXPIRED) {
 		if (dsn_inject(j, on_dsn_done))
 			return;
@@ -374,6 +463,7 @@ job_free(struct job *j)
 		free(j->change_replies[c]);
 	free(j->change_replies);
 	free(j->changes);
+	free(j->delay_idx);
 	free(j->res);
 	free(j->ridx);
 	free(j->txn);

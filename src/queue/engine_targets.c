@@ -21,6 +21,7 @@
 #include "conf/conf.h"
 #include "core/core.h"
 #include "queue/engine_internal.h"
+#include "smtp/smtp.h"
 
 /* "host", "host:port", "192.0.2.1:2525", "[2001:db8::1]:25", "[2001:db8::1]", "2001:db8::1".
  * 0, or -1 if malformed (conf has checked the syntax already; this is the last guard). */
@@ -292,9 +293,23 @@ targets_resolve(struct attempt *a)
 {
 	const struct config *cfg = a->e->cfg;
 	const struct route_conf *route;
+	char alabel[DNS_NAME_MAX + 1];
+	const char *why = "not a domain name";
 
 	if (a->domain[0] == '[') {
 		resolve_literal(a);
+		return;
+	}
+	/* engine_domain() made every convertible UTF-8 domain its A-label: one still UTF-8 has
+	 * none, and no DNS name or route can match it. */
+	for (const unsigned char *p = (const unsigned char *)a->domain; *p != '\0'; p++) {
+		if (*p < 0x80)
+			continue;
+		(void)smtp_domain_to_ascii(a->domain, alabel, sizeof(alabel), &why);
+		targets_fail(a, R_BOUNCED, 550, "5.1.2",
+		             "recipient domain %s is not a valid internationalized domain name "
+		             "(IDNA2008: %s)",
+		             a->domain, why);
 		return;
 	}
 	route = config_route(cfg, a->domain);

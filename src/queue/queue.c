@@ -74,6 +74,8 @@ struct queue_dest {
 	uint32_t active;   /* items taken and not done */
 	uint32_t expiring; /* items in q->expiring */
 	uint32_t window;
+	uint32_t credit; /* transactions answered on reused connections since the window last
+	                  * grew: at `window` of them it grows (queue_feedback_transaction) */
 	uint32_t fails;  /* consecutive failed connections */
 	uint32_t deaths; /* consecutive dead periods: the cooldown doubles with each */
 	uint64_t dead_until;
@@ -988,6 +990,7 @@ queue_feedback(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint
 		if (d->state != QUEUE_DEST_ALIVE) {
 			dest_set_state(q, d, QUEUE_DEST_ALIVE);
 			d->window = q->opt.initial_window;
+			d->credit = 0;
 			d->deaths = 0;
 			d->dead_until = 0;
 		} else if (d->window < q->opt.max_window) {
@@ -995,6 +998,7 @@ queue_feedback(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint
 		}
 		break;
 	case QUEUE_CONN_FAILED:
+		d->credit = 0;
 		if (d->fails < UINT32_MAX)
 			d->fails++;
 		if (d->state == QUEUE_DEST_PROBE) {
@@ -1014,6 +1018,26 @@ queue_feedback(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint
 	state = d->state;
 	dest_update(q, d);
 	return state;
+}
+
+bool
+queue_feedback_transaction(struct queue *q, struct queue_dest *d, uint64_t now_us)
+{
+	if (d->slots == 0)
+		fatal("queue_feedback_transaction: no connection slot held for %s", d->name);
+	note_now(q, now_us);
+	/* A dead or probed destination reopens through queue_feedback's revival only: one
+	 * answered transaction on an old connection must not open a window still held back. */
+	if (d->state != QUEUE_DEST_ALIVE || d->window >= q->opt.max_window)
+		return false;
+	/* 1/window per answer: a window of w needs w answers to grow by one, as much as one
+	 * round of its connections gives, so growth stays additive (Postfix, TCP). */
+	if (++d->credit < d->window)
+		return false;
+	d->credit = 0;
+	d->window++;
+	dest_update(q, d);
+	return true;
 }
 
 void

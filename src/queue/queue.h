@@ -10,6 +10,7 @@
  *	queue_next_due_us()  when to fire the loop's one timer (never a poll, never a scan)
  *	queue_take()         a batch of items for one new connection, or expired items to bounce
  *	queue_feedback()     the connection's fate: the site answered, or could not be reached
+ *	queue_feedback_transaction()  one more transaction answered on a connection already open
  *	queue_item_done()    each item's outcome: delivered, deferred, bounced
  *	queue_release()      the connection is gone, its slot is free
  *
@@ -25,12 +26,13 @@
  * connection slot wait in a round-robin ring, so a huge destination does not starve others.
  *
  * Per destination: a concurrency window (connections at once) opens at initial_window, grows
- * by one per connection that reached the site, up to max_window, and shrinks by one per
- * connection that failed. After dead_after consecutive failures the destination is dead for a
- * cooldown (doubling per consecutive death, up to dead_cooldown_max): its items are not offered
- * but held to the end of the cooldown without counting an attempt, or expired if that end
- * falls after their lifetime. Then one connection probes it: reaching the site revives it at
- * the initial window, failing kills it again for longer.
+ * by one per connection that reached the site and by one per `window` transactions answered
+ * on connections reused, up to max_window, and shrinks by one per connection that failed.
+ * After dead_after consecutive failures the destination is dead for a cooldown (doubling per
+ * consecutive death, up to dead_cooldown_max): its items are not offered but held to the end
+ * of the cooldown without counting an attempt, or expired if that end falls after their
+ * lifetime. Then one connection probes it: reaching the site revives it at the initial
+ * window, failing kills it again for longer.
  *
  * Complexity (n items, m items of one destination, d destinations, k items returned):
  *	queue_add                   O(log m + log d), amortized (id index and arrays double)
@@ -40,7 +42,7 @@
  *	                            items per call; O(1) when nothing is due
  *	queue_take, queue_take_more O(k + log d), plus the advance they start with
  *	queue_item_done             O(log m + log d)
- *	queue_feedback, release     O(log d); killing a destination: O(r log m), r = its ready items
+ *	queue_feedback*, release    O(log d); killing a destination: O(r log m), r = its ready items
  *	queue_foreach_*, stats      O(n) / O(d), for the CLI and metrics
  *
  * Item storage is not returned mid-run: it grows in chunks of 65,536 items, reused through a
@@ -220,6 +222,14 @@ enum queue_dest_state {
  * destination's state afterwards, so that the engine can log a death or a revival. */
 enum queue_dest_state queue_feedback(struct queue *, struct queue_dest *, enum queue_conn,
                                      uint64_t now_us);
+/* Positive feedback from a connection already counted by queue_feedback(QUEUE_CONN_OK): the
+ * site answered one more transaction on it. The window opens by one for every `window` such
+ * answers (Postfix's positive feedback of 1/concurrency per delivery), so a burst carried by
+ * reused connections opens the window too, instead of waiting for connections to turn over.
+ * A failed connection starts the count again. Only while the destination is alive. Returns
+ * true if the window grew: another connection may then be taken (queue_next_due_us() is 0 if
+ * dest has ready items). Any number of times per slot, while it is held. */
+bool queue_feedback_transaction(struct queue *, struct queue_dest *, uint64_t now_us);
 /* The slot's connection has ended (with its feedback if not given yet). dest may be freed
  * here if nothing else refers to it: do not use the handle afterwards. */
 void queue_release(struct queue *, struct queue_dest *, enum queue_conn, uint64_t now_us);
@@ -311,11 +321,15 @@ void queue_foreach_dest(const struct queue *, queue_dest_fn *, void *arg);
  * on the configured schedule), bounced or expired ones: each change is written to the spool
  * (one spool_rcpt_change per message and destination, which removes the message when nothing
  * is pending), logged in the event log (Delivery, TransientFailure, Bounce, Expiration,
- * DsnQueued) and, for failures, reported to the sender in a DSN queued like any message.
+ * DelayNotice, DsnQueued) and, for failures, reported to the sender in a DSN queued like any
+ * message; recipients still deferred past delivery.delay_notice_after get one delay notice.
+ * Recipient domains in UTF-8 are queued, routed and looked up by their A-labels.
  *
  * Crash safety: the spool is the truth. A recipient's outcome is written after the server's
  * reply, so a crash in between delivers it again (a duplicate, never a loss); a DSN is
- * committed before the recipients it reports are marked failed.
+ * committed before the recipients it reports are marked failed. A delay notice is the other
+ * way round: its recipients are claimed in the spool first, so a crash loses it rather than
+ * sending a second one.
  *
  * Thread-safety: start and stop from one thread (the main one); submit from any thread
  * between them. */
@@ -326,9 +340,10 @@ struct eventlog;
 struct spool;
 struct queue_engine;
 
-/* Connections open at once over all destinations (each window is per destination): every
- * connection is a descriptor, and the SMTP listeners need theirs too. */
-#define ENGINE_CONNECTIONS_MAX 512
+/* Connections open at once over all destinations by default (delivery.max_connections_total;
+ * each window is per destination): every connection is a descriptor, and the SMTP listeners
+ * and sessions need theirs too. */
+#define DEF_ENGINE_MAX_CONNECTIONS_TOTAL 512
 
 /* Reads every pending recipient from the spool (on the calling thread: the loop has not
  * started), queues one item per message and recipient domain, then starts the thread. cfg,

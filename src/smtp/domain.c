@@ -1,8 +1,11 @@
 /* smtp/domain.c - the Domain and address-literal productions of RFC 5321 §4.1.2/§4.1.3,
- * shared by paths and the EHLO argument. */
+ * shared by paths and the EHLO argument, and the A-label form of a UTF-8 domain (IDNA2008)
+ * that delivery looks up. */
 #include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
+
+#include <idn2.h>
 
 #include "smtp/smtp.h"
 
@@ -74,4 +77,44 @@ smtp_address_literal_valid(const char *s, size_t len)
 	if (n > 5 && strncasecmp(buf, "IPv6:", 5) == 0)
 		return inet_pton(AF_INET6, buf + 5, addr) == 1;
 	return inet_pton(AF_INET, buf, addr) == 1;
+}
+
+int
+smtp_domain_to_ascii(const char *domain, char *out, size_t size, const char **why)
+{
+	bool ascii = true;
+	size_t n = 0;
+	char *alabel = NULL;
+	int rc;
+
+	for (const unsigned char *p = (const unsigned char *)domain; *p != '\0'; p++, n++)
+		ascii = ascii && *p < 0x80;
+	if (ascii) {
+		/* idn2 would refuse ASCII names the DNS serves ("ab--c.example", "_x"): they are
+		 * not ours to judge, only to compare without case. */
+		if (n >= size) {
+			*why = "domain name too long";
+			return -1;
+		}
+		for (size_t i = 0; i <= n; i++)
+			out[i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ? domain[i] + 32
+			                                                     : domain[i]);
+		return 0;
+	}
+	/* NONTRANSITIONAL: "ß" stays itself (xn--fa-hia.de), as IDNA2008 means it, not "ss" as
+	 * IDNA2003 did; the UTS #46 mapping lower-cases and normalizes (NFC) first. */
+	rc = idn2_to_ascii_8z(domain, &alabel, IDN2_NONTRANSITIONAL);
+	if (rc != IDN2_OK) {
+		*why = idn2_strerror(rc);
+		return -1;
+	}
+	n = strlen(alabel);
+	if (n >= size || n > SMTP_DOMAIN_MAX) {
+		idn2_free(alabel);
+		*why = "domain name too long";
+		return -1;
+	}
+	memcpy(out, alabel, n + 1);
+	idn2_free(alabel);
+	return 0;
 }

@@ -99,6 +99,14 @@ int smtp_path_parse(const char *args, bool is_sender, bool allow_null, bool utf8
 bool smtp_domain_valid(const char *s, size_t len, bool utf8_ok);
 /* RFC 5321 §4.1.3 address literal: "[192.0.2.1]" or "[IPv6:2001:db8::1]". */
 bool smtp_address_literal_valid(const char *s, size_t len);
+/* The form of a recipient domain that the DNS knows: a domain with non-ASCII octets (an
+ * SMTPUTF8 address, RFC 6531 §3.2) becomes its A-labels by IDNA2008 (RFC 5891) with UTS #46
+ * non-transitional mapping (libidn2, as browsers and mailbox providers convert), so
+ * "Bücher.example" is "xn--bcher-kva.example" and "faß.de" is "xn--fa-hia.de". An ASCII
+ * domain (A-labels included) is only lower-cased: its validity is the DNS's to judge. Writes
+ * at most size octets with the NUL. Returns 0, or -1 with a reason in why (static): not
+ * UTF-8, a disallowed character, a bad hyphen, a label or name too long, or out too small. */
+int smtp_domain_to_ascii(const char *domain, char *out, size_t size, const char **why);
 
 /* ---- ESMTP parameters ---- */
 

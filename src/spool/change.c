@@ -4,7 +4,8 @@
  * are group-committed with everything else. spool_envelope_update() and spool_remove()
  * block the caller until the transaction is fsynced: never call them on an event loop.
  * spool_rcpt_change() and spool_delete() are their asynchronous forms, answered on a
- * mailbox after the fsync.
+ * mailbox after the fsync; spool_rcpt_claim() is a change that sets recipient flags at most
+ * once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,10 @@ spool_change_deliver(void *arg)
 {
 	struct spool_req *req = arg;
 
-	if (req->type == REQ_CHANGE)
+	if (req->type == REQ_CHANGE && req->claim_flags != 0)
+		req->claim_cb(req->arg, req->status, req->status == SPOOL_OK ? req->claimed : NULL,
+		              req->status == SPOOL_OK ? req->nchanges : 0);
+	else if (req->type == REQ_CHANGE)
 		req->change_cb(req->arg, req->status, req->removed);
 	else
 		req->cb(req->arg, req->status);
@@ -86,7 +90,8 @@ submit_async(struct spool *sp, struct spool_req *req)
 	log_error("spool: %s %.*s: the spool takes no more requests",
 	          req->type == REQ_CHANGE ? "change" : "delete", SPOOL_ID_LEN, req->id);
 	req->status = SPOOL_IO_ERROR;
-	if (req->type == REQ_CHANGE ? req->change_cb != NULL : req->cb != NULL)
+	if (req->type == REQ_CHANGE ? req->change_cb != NULL || req->claim_cb != NULL
+	                            : req->cb != NULL)
 		mailbox_post(req->mbox, spool_change_deliver, req);
 	else
 		spool_req_free(req);
@@ -107,6 +112,29 @@ spool_rcpt_change(struct spool *sp, const char *id, const struct spool_rcpt_chan
 	}
 	req->change_cb = cb;
 	req->arg = arg;
+	submit_async(sp, req);
+}
+
+void
+spool_rcpt_claim(struct spool *sp, const char *id, uint8_t flags, const size_t *idx, size_t n,
+                 struct mailbox *mbox, spool_claim_cb *cb, void *arg)
+{
+	struct spool_req *req = async_req(REQ_CHANGE, id, mbox);
+
+	req->claim_idx = xcalloc(n > 0 ? n : 1, sizeof(*req->claim_idx));
+	req->claimed = xcalloc(n > 0 ? n : 1, sizeof(*req->claimed));
+	if (n > 0)
+		memcpy(req->claim_idx, idx, n * sizeof(*idx));
+	req->nchanges = n;
+	req->claim_cb = cb;
+	req->arg = arg;
+	if (flags == 0) {
+		/* Nothing to claim is a caller's mistake: answered in order, as an invalid id. */
+		log_error("spool: claim %.*s: no flags", SPOOL_ID_LEN, req->id);
+		memset(req->id, 0, sizeof(req->id));
+		flags = RCPT_DELAY_NOTIFIED;
+	}
+	req->claim_flags = flags;
 	submit_async(sp, req);
 }
 

@@ -236,6 +236,20 @@ typedef void spool_change_cb(void *arg, enum spool_status, bool removed);
 void spool_rcpt_change(struct spool *, const char *id, const struct spool_rcpt_change *, size_t n,
                        struct mailbox *, spool_change_cb *cb, void *arg);
 
+/* Claims envelope_rcpt.flags (RCPT_DELAY_NOTIFIED) for recipients of a stored message, as one
+ * read-modify-write on the writer like spool_rcpt_change (and ordered with changes): each
+ * recipient idx[i] that is still RCPT_PENDING and has none of the flags yet gets them, and
+ * claimed[i] says so (the array belongs to the spool: valid during the callback). Of two
+ * claims racing for one recipient exactly one gets it, in one process or across restarts:
+ * this is how something that must happen at most once per recipient (a delay notice) is
+ * decided. State, attempts, next attempt and reply are left as they are; the message is
+ * never removed. The indexes are copied before the call returns. All or nothing: a message
+ * that is not there, an index out of range or flags 0 is SPOOL_IO_ERROR with nothing claimed
+ * (claimed NULL). cb may be NULL (then mbox may be too). */
+typedef void spool_claim_cb(void *arg, enum spool_status, const bool *claimed, size_t n);
+void spool_rcpt_claim(struct spool *, const char *id, uint8_t flags, const size_t *idx, size_t n,
+                      struct mailbox *, spool_claim_cb *cb, void *arg);
+
 /* Removes a message (an operator's delete, a message all of whose recipients are done),
  * durably. A message that is not there is SPOOL_IO_ERROR. cb may be NULL (then mbox may
  * be too). */

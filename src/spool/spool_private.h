@@ -63,6 +63,12 @@ struct spool_req {
 	size_t nchanges;
 	spool_done_cb *cb;          /* CHUNK, COMMIT, DELETE: NULL = nobody to tell */
 	spool_change_cb *change_cb; /* CHANGE: NULL = nobody to tell */
+	/* CHANGE as a claim (spool_rcpt_claim) when claim_flags != 0: these flags for the
+	 * recipients claim_idx[0..nchanges), the outcome in claimed[] (changes is NULL). */
+	uint8_t claim_flags;
+	size_t *claim_idx;
+	bool *claimed;
+	spool_claim_cb *claim_cb; /* NULL = nobody to tell */
 	void *arg;
 	/* Outcome. Set tentatively while applied in a transaction; final after it commits. */
 	enum spool_status status;

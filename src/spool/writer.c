@@ -44,9 +44,11 @@ spool_req_free(struct spool_req *req)
 	if (req->data != NULL)
 		evbuffer_free(req->data);
 	free(req->env);
-	for (size_t i = 0; i < req->nchanges; i++)
+	for (size_t i = 0; req->changes != NULL && i < req->nchanges; i++)
 		free((char *)req->changes[i].last_reply);
 	free(req->changes);
+	free(req->claim_idx);
+	free(req->claimed);
 	free(req);
 }
 
@@ -170,6 +172,51 @@ apply_delete(struct spool *sp, MDB_txn *txn, struct spool_req *req)
 	return rc;
 }
 
+/* A claim (spool_rcpt_claim) on env, the envelope as this transaction sees it: the flags go
+ * to the recipients still pending without them, and the envelope is written back if any did.
+ * Because the writer applies requests one after the other and reads what earlier ones wrote,
+ * two claims of one recipient can never both succeed. Frees env. */
+static int
+apply_claim(struct spool *sp, MDB_txn *txn, struct spool_req *req, MDB_val *key,
+            struct envelope *env)
+{
+	MDB_val val;
+	bool any = false;
+	int rc = 0;
+
+	for (size_t i = 0; i < req->nchanges; i++) {
+		if (req->claim_idx[i] >= env->nrcpt) {
+			log_error("spool: claim %.*s: recipient %zu of %zu: refused", SPOOL_ID_LEN,
+			          req->id, req->claim_idx[i], env->nrcpt);
+			envelope_clear(env);
+			return 0;
+		}
+	}
+	/* Applied again from scratch if the batch is retried request by request. */
+	for (size_t i = 0; i < req->nchanges; i++) {
+		struct envelope_rcpt *r = &env->rcpt[req->claim_idx[i]];
+
+		req->claimed[i] = r->state == RCPT_PENDING && (r->flags & req->claim_flags) == 0;
+		if (req->claimed[i]) {
+			r->flags |= req->claim_flags;
+			any = true;
+		}
+	}
+	if (any) {
+		size_t len;
+		void *buf = envelope_encode(env, &len);
+
+		val.mv_size = len;
+		val.mv_data = buf;
+		rc = mdb_put(txn, sp->dbi_msg, key, &val, 0);
+		free(buf);
+	}
+	envelope_clear(env);
+	if (rc == 0)
+		req->status = SPOOL_OK;
+	return rc;
+}
+
 /* Read-modify-write: the envelope as this transaction sees it (earlier requests of the
  * batch included), changed, then written back, or removed with the body if no recipient
  * is left pending. A request that cannot apply (no such message, a damaged record, a bad
@@ -194,6 +241,8 @@ apply_change(struct spool *sp, MDB_txn *txn, struct spool_req *req)
 	}
 	if (spool_decode_record(&key, &val, &env) < 0)
 		return 0;
+	if (req->claim_flags != 0)
+		return apply_claim(sp, txn, req, &key, &env);
 	/* All or nothing: check every change before applying any. */
 	for (size_t i = 0; i < req->nchanges; i++) {
 		const struct spool_rcpt_change *c = &req->changes[i];
@@ -388,7 +437,8 @@ finish(struct spool *sp, struct spool_req *req)
 	pthread_mutex_unlock(&sp->lock);
 
 	if (req->type == REQ_CHANGE || req->type == REQ_DELETE) {
-		if ((req->type == REQ_CHANGE ? req->change_cb != NULL : req->cb != NULL))
+		if (req->type == REQ_CHANGE ? req->change_cb != NULL || req->claim_cb != NULL
+		                            : req->cb != NULL)
 			mailbox_post(req->mbox, spool_change_deliver, req);
 		else
 			spool_req_free(req);

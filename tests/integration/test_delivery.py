@@ -566,3 +566,133 @@ def test_sigterm_during_a_delivery_leaves_it_queued(deliverer, net):
     d.start()
     wait_records(d, "Delivery", id=qid)
     assert [body_of(m) for m in rx.messages()] == [msg]
+
+
+# ---------------------------------------------------------------- delay notices
+
+DEFER = "451 4.7.1 try again later"
+
+
+def deferrals(d, recipient):
+    return len(records(d, "TransientFailure", recipient=recipient))
+
+
+def test_delay_notice_once_per_message_and_recipient(deliverer, net):
+    """Past delay_notice_after, one delay DSN reports every recipient still deferred, at every
+    destination of the message, that asked for one (NOTIFY absent or with DELAY). Later
+    deferrals, and a restart, send no second one; the final delivery sends nothing more."""
+    net.receiver(DEST_IP, Script(replies={"rcpt": DEFER}))
+    net.receiver(DEST2_IP, Script(replies={"rcpt": DEFER}))
+    home = net.receiver(SENDER_IP)
+    d = deliverer({"delay_notice_after": "2s"})
+    rcpts = ["bob@dest.example", "never@dest.example", "fail@dest.example",
+             "delay@dest.example", "x@dest2.example"]
+    qid, msg = submit(d.port, rcpts, mail_options=["ENVID=order-99"], rcpt_options={
+        "never@dest.example": ["NOTIFY=NEVER"],
+        "fail@dest.example": ["NOTIFY=FAILURE"],
+        "delay@dest.example": ["NOTIFY=DELAY", "ORCPT=rfc822;delay@orig.example"]})
+    told = {"bob@dest.example", "delay@dest.example", "x@dest2.example"}
+
+    raw, dsn = wait_dsn(home, timeout=30)
+    assert raw["rcpt_to"] == [SENDER] and raw["mail_from"] == ""
+    assert "delayed" in dsn["headers"]["subject"].lower()
+    assert {r["final_address"] for r in dsn["recipients"]} == told
+    for r in dsn["recipients"]:
+        assert r["action"] == "delayed" and r["status"] == "4.7.1", r
+        assert "will-retry-until" in r, r
+        assert r["diagnostic-code"] == f"smtp; {DEFER}", r
+    # The deferral that crossed the threshold names its server; the other destination's
+    # recipients come with the reply the spool kept.
+    mta = {r["final_address"]: r.get("remote-mta") for r in dsn["recipients"]}
+    assert (mta["bob@dest.example"] == mta["delay@dest.example"] == "dns; mx1.dest.example"
+            or mta["x@dest2.example"] == "dns; mx.dest2.example"), mta
+    delay = next(r for r in dsn["recipients"] if r["final_address"] == "delay@dest.example")
+    assert delay["original_address"] == "delay@orig.example"
+    assert dsn["per_message"]["original-envelope-id"] == "order-99"
+    assert dsn["returned"] == "headers"  # never the whole message in a delay notice
+
+    notices = wait_records(d, "DelayNotice", count=3, id=qid)
+    assert {n["recipient"] for n in notices} == told
+    assert all(n["queue_time_s"] >= 2 and n["sender"] == SENDER for n in notices)
+    dq = wait_records(d, "DsnQueued", original_id=qid, action="delayed")[0]
+    assert set(dq["reported"]) == told and dq["recipient"] == SENDER
+    assert {n["dsn_id"] for n in notices} == {dq["id"]}
+
+    # More deferrals of every recipient: nothing more to tell.
+    base = {r: deferrals(d, r) for r in rcpts}
+    wait_for(lambda: all(deferrals(d, r) >= base[r] + 2 for r in rcpts), deadline(30),
+             what="two more deferrals of every recipient")
+    # Across a restart too: the spool remembers who was told.
+    d.restart()
+    base = {r: deferrals(d, r) for r in rcpts}
+    wait_for(lambda: all(deferrals(d, r) >= base[r] + 2 for r in rcpts), deadline(30),
+             what="two more deferrals of every recipient after the restart")
+    assert len(dsns(home)) == 1
+    assert len(records(d, "DelayNotice")) == 3
+
+    # The receivers recover: delivered, and no other DSN.
+    a = net.receiver(DEST_IP)
+    b = net.receiver(DEST2_IP)
+    wait_queue_empty(d, timeout=30)
+    assert sorted(r for m in a.messages() + b.messages() for r in m["rcpt_to"]) == sorted(rcpts)
+    assert len(dsns(home)) == 1
+
+
+def test_no_delay_notice_for_a_null_sender_nor_by_default(deliverer, net, make_drover, dns):
+    """A null sender (a DSN, usually) never gets a delay notice, nor does the postmaster for
+    it; and without delay_notice_after nobody gets one."""
+    net.receiver(DEST_IP, Script(replies={"rcpt": DEFER}))
+    home = net.receiver(SENDER_IP)
+    d = deliverer({"delay_notice_after": "1s", "postmaster": "postmaster@sender.example"})
+    qid, _ = submit(d.port, ["bob@dest.example"], sender="")
+    off = deliverer()
+    other, _ = submit(off.port, ["carol@dest.example"])
+    wait_for(lambda: len(records(d, "TransientFailure", id=qid)) >= 4 and
+             len(records(off, "TransientFailure", id=other)) >= 3,
+             deadline(30), what="several deferrals past a second")
+    assert not records(d, "DelayNotice") and not records(off, "DelayNotice")
+    assert not dsns(home)
+
+
+# ---------------------------------------------------------------- internationalized domains
+
+def test_utf8_domain_is_routed_by_its_a_label(deliverer, net, dns, make_drover):
+    """user@bücher.example (SMTPUTF8): the MX of xn--bcher-kva.example is looked up, and the
+    receiver gets the address as the sender wrote it. A route is matched by A-label too."""
+    routed = Receiver(Script(hostname="routed.example"), hosts=(OTHER_IP,), port=free_port())
+    routed.start()
+    try:
+        dns.set_zone(zone(**{"xn--bcher-kva_example": {"MX": [[10, "mx.xn--bcher-kva.example"]]},
+                             "mx_xn--bcher-kva_example": {"A": [DEST2_IP]}}))
+        rx = net.receiver(DEST2_IP)
+        d = deliverer(routes={"xn--mnchen-3ya.example": [f"{OTHER_IP}:{routed.port}"]})
+        qid, msg = submit(d.port, ["user@b\u00fccher.example", "Ann@B\u00dcCHER.example"],
+                          mail_options=["SMTPUTF8"])
+        q2, m2 = submit(d.port, ["u@m\u00fcnchen.example"], mail_options=["SMTPUTF8"])
+        m = wait_messages(rx)[0]
+        assert m["rcpt_to"] == ["user@b\u00fccher.example", "Ann@B\u00dcCHER.example"]
+        assert "SMTPUTF8" in m["mail_params"]
+        assert body_of(m) == msg
+        recs = wait_records(d, "Delivery", count=2, id=qid)
+        assert {r["destination"] for r in recs} == {"xn--bcher-kva.example"}
+        assert {r["mx"] for r in recs} == {"mx.xn--bcher-kva.example"}
+        r2 = wait_records(d, "Delivery", id=q2)[0]
+        assert (r2["destination"], r2["port"]) == ("xn--mnchen-3ya.example", routed.port)
+        assert [x["rcpt_to"] for x in routed.messages()] == [["u@m\u00fcnchen.example"]]
+        wait_queue_empty(d)
+    finally:
+        routed.stop()
+
+
+def test_utf8_domain_without_a_label_bounces_5_1_2(deliverer, net):
+    home = net.receiver(SENDER_IP)
+    d = deliverer()
+    qid, _ = submit(d.port, ["user@\u2603.example"], mail_options=["SMTPUTF8"])
+    rec = wait_records(d, "Bounce", id=qid)[0]
+    assert rec["status"] == "5.1.2" and rec["mx"] is None, rec
+    assert rec["reply"].startswith("550 5.1.2") and "IDNA2008" in rec["reply"], rec
+    _, dsn = wait_dsn(home)
+    r = dsn["recipients"][0]
+    assert (r["final_address"], r["action"], r["status"]) == ("user@\u2603.example", "failed",
+                                                              "5.1.2")
+    wait_queue_empty(d)

@@ -136,6 +136,117 @@ test_window_is_concurrency(void **state)
 	queue_free(q);
 }
 
+/* A burst to one destination (the DSNs of a campaign, all to the sender's domain) rides
+ * connections that are reused for message after message. Each transaction the site answers
+ * on them is positive feedback too, so the window opens while the burst lasts: by one per
+ * round of its connections, up to max_window, instead of staying at the initial window until
+ * connections turn over (each after max_messages_per_connection). */
+static void
+test_window_opens_during_a_burst_on_reused_connections(void **state)
+{
+	struct queue_options o;
+	struct queue *q;
+	struct queue_item *it;
+	struct queue_batch b;
+	struct queue_dest *conns[32];
+	unsigned nconns = 0, rounds = 0;
+	char err[128];
+
+	queue_options_default(&o);
+	o.seed = 1;
+	o.batch_max = 1;
+	o.initial_window = 2;
+	o.max_window = 20;
+	q = queue_new(&o, err, sizeof(err));
+	assert_non_null(q);
+	for (uint64_t i = 0; i < 2000; i++)
+		queue_add(q, id_of(i), "senders.example", T0, T0, 0);
+
+	/* Two connections open, and each reaches the site: +1 each, as before. */
+	while (queue_take(q, T0, &b, &it, 1) == 1) {
+		conns[nconns++] = b.dest;
+		queue_item_done(q, it, QUEUE_DELIVERED, T0, NULL);
+	}
+	assert_int_equal(nconns, 2);
+	for (unsigned c = 0; c < nconns; c++)
+		queue_feedback(q, conns[c], QUEUE_CONN_OK, T0);
+	assert_int_equal(dstats(q, "senders.example").window, 4);
+
+	/* Then every connection carries one more message per round, and the dispatcher opens
+	 * what the window allows. Whenever the window grows, the queue says at once that
+	 * another connection may start. (The new connections' own first answers are left out
+	 * here: the growth comes from reused connections alone.) */
+	while (nconns < 20) {
+		assert_true(rounds++ < 40);
+		for (unsigned c = 0; c < nconns; c++) {
+			assert_int_equal(queue_take_more(q, conns[c], T0, &it, 1), 1);
+			queue_item_done(q, it, QUEUE_DELIVERED, T0, NULL);
+			if (queue_feedback_transaction(q, conns[c], T0))
+				assert_true(queue_next_due_us(q) == 0);
+		}
+		while (queue_take(q, T0, &b, &it, 1) == 1) {
+			assert_true(nconns < nitems(conns));
+			conns[nconns++] = b.dest;
+			queue_item_done(q, it, QUEUE_DELIVERED, T0, NULL);
+		}
+		assert_int_equal(nconns, dstats(q, "senders.example").window);
+	}
+	/* Additive: about one more connection per round (4 -> 20 in some 16 rounds), never
+	 * more than the window. */
+	assert_in_range(rounds, 12, 20);
+	assert_int_equal(dstats(q, "senders.example").window, 20);
+	assert_int_equal(dstats(q, "senders.example").slots, 20);
+	assert_int_equal(queue_take(q, T0, &b, &it, 1), 0);
+	/* At max_window, answers change nothing. */
+	assert_false(queue_feedback_transaction(q, conns[0], T0));
+	assert_int_equal(dstats(q, "senders.example").window, 20);
+	for (unsigned c = 0; c < nconns; c++)
+		queue_release(q, conns[c], QUEUE_CONN_NONE, T0);
+	queue_free(q);
+}
+
+/* The count of answers starts again after a failed connection, and nothing opens the window
+ * of a destination held back. */
+static void
+test_transaction_feedback_after_failures(void **state)
+{
+	struct queue *q = new_queue(1);
+	struct queue_item *it;
+	struct queue_batch b, fb;
+	struct queue_dest *d;
+
+	for (uint64_t i = 0; i < 100; i++)
+		queue_add(q, id_of(i), "example.com", T0, T0, 0);
+	assert_int_equal(queue_take(q, T0, &b, &it, 1), 1);
+	queue_item_done(q, it, QUEUE_DELIVERED, T0, NULL);
+	d = b.dest;
+	queue_feedback(q, d, QUEUE_CONN_OK, T0); /* window 3 */
+	assert_false(queue_feedback_transaction(q, d, T0));
+	assert_false(queue_feedback_transaction(q, d, T0));
+	/* Another connection fails: window 2, and the two answers no longer count. */
+	assert_int_equal(queue_take(q, T0, &fb, &it, 1), 1);
+	queue_item_done(q, it, QUEUE_DEFERRED, T0, NULL);
+	queue_release(q, fb.dest, QUEUE_CONN_FAILED, T0);
+	assert_int_equal(dstats(q, "example.com").window, 2);
+	assert_false(queue_feedback_transaction(q, d, T0));
+	assert_true(queue_feedback_transaction(q, d, T0));
+	assert_int_equal(dstats(q, "example.com").window, 3);
+
+	/* Two more failures make three in a row: dead. The old connection's answers open
+	 * nothing while it is held back. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(queue_take(q, T0, &fb, &it, 1), 1);
+		queue_item_done(q, it, QUEUE_DEFERRED, T0, NULL);
+		queue_release(q, fb.dest, QUEUE_CONN_FAILED, T0);
+	}
+	assert_int_equal(dstats(q, "example.com").state, QUEUE_DEST_DEAD);
+	for (int i = 0; i < 10; i++)
+		assert_false(queue_feedback_transaction(q, d, T0));
+	assert_int_equal(dstats(q, "example.com").window, 0);
+	queue_release(q, d, QUEUE_CONN_NONE, T0);
+	queue_free(q);
+}
+
 struct attempts_seen {
 	unsigned max_attempts;
 	uint64_t min_next;
@@ -384,6 +495,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_window_grows_and_shrinks),
 	    cmocka_unit_test(test_window_is_concurrency),
+	    cmocka_unit_test(test_window_opens_during_a_burst_on_reused_connections),
+	    cmocka_unit_test(test_transaction_feedback_after_failures),
 	    cmocka_unit_test(test_dead_destination_is_held_back_then_probed),
 	    cmocka_unit_test(test_failed_probe_doubles_cooldown),
 	    cmocka_unit_test(test_late_success_revives),
