@@ -485,6 +485,224 @@ int senderid_pra(const char *headers, size_t len, struct senderid_pra *, char *e
  * was printed (whatever it is), 2 for a usage error, 1 if the resolver cannot start. */
 int spf_cli(int argc, char **argv);
 
-/* ==== DMARC (RFC 7489) ==== */
+/* ==== DMARC (RFC 7489) ====
+ *
+ * Whether the author's domain (the RFC5322.From domain) is authenticated by an SPF or DKIM
+ * pass for an aligned domain, and what its owner asks receivers to do when it is not.
+ *
+ *   psl = dmarc_psl_load(NULL, err, sizeof(err));           // once; shared by every thread
+ *   dmarc_from_domain(headers, len, from, err, sizeof(err)); // exactly one From, one domain
+ *   dmarc_policy_lookup(&lookup, psl, from, on_policy, arg); // as soon as the headers are in
+ *   dmarc_evaluate(psl, &policy, &req, &outcome);            // once SPF and DKIM have answered
+ *   resinfo = dmarc_resinfo(&outcome);                       // for auth_results_header()
+ *
+ * or dmarc_check_start(), which looks the policy up and evaluates it in one go. Policy
+ * records are TXT records looked up through a struct dkim_lookup (dkim_lookup_dns() on the
+ * loop's resolver, or dmarc_lookup_table()), so a lookup runs on the loop of its resolver.
+ * Nothing here sends reports (rua=, ruf= are parsed and kept, not used). */
+
+/* rua= and ruf= as kept in a struct dmarc_record, for people and logs: longer values are cut. */
+#define DMARC_URIS_TEXT_MAX 255
+/* §6.3 defaults. */
+#define DMARC_PCT_DEFAULT 100
+#define DMARC_RI_DEFAULT  86400
+
+/* RFC 8601 / RFC 7489 §11.2 result keywords. */
+enum dmarc_result {
+	DMARC_NONE,      /* no policy record (or several, §6.6.3) for the From domain */
+	DMARC_PASS,      /* an aligned identifier passed SPF or DKIM */
+	DMARC_FAIL,      /* a policy exists and no aligned identifier passed */
+	DMARC_TEMPERROR, /* a policy lookup failed for now (SERVFAIL, timeout) */
+	DMARC_PERMERROR, /* the policy record is malformed, or the message has no usable From */
+};
+
+/* p= and sp=, and the disposition applied (§6.6.4, pct= included). */
+enum dmarc_p {
+	DMARC_P_NONE,
+	DMARC_P_QUARANTINE,
+	DMARC_P_REJECT,
+};
+
+/* adkim= and aspf= (§3.1.1, §3.1.2). */
+enum dmarc_align {
+	DMARC_ALIGN_RELAXED, /* the same organizational domain */
+	DMARC_ALIGN_STRICT,  /* the same domain */
+};
+
+const char *dmarc_result_name(enum dmarc_result); /* "none", "pass", "fail", … */
+const char *dmarc_p_name(enum dmarc_p);           /* "none", "quarantine", "reject" */
+
+/* fo= options (§6.3): when to send failure reports. */
+#define DMARC_FO_0 0x1 /* "0": SPF and DKIM both failed to give an aligned pass (the default) */
+#define DMARC_FO_1 0x2 /* "1": either did */
+#define DMARC_FO_D 0x4 /* "d": a DKIM signature failed */
+#define DMARC_FO_S 0x8 /* "s": SPF failed */
+
+/* ---- Policy records (§6.3, §6.4) ---- */
+
+struct dmarc_record {
+	enum dmarc_p p;
+	enum dmarc_p sp;        /* p when sp= is absent */
+	bool sp_given;          /* sp= was present */
+	enum dmarc_align adkim; /* relaxed when absent */
+	enum dmarc_align aspf;  /* relaxed when absent */
+	unsigned pct;           /* 0-100; DMARC_PCT_DEFAULT when absent */
+	uint32_t ri;            /* seconds; DMARC_RI_DEFAULT when absent */
+	unsigned fo;            /* DMARC_FO_* bits; DMARC_FO_0 when absent */
+	bool rf_afrf;           /* rf= lists afrf, the one format defined (true when absent) */
+	bool p_fallback;        /* p= missing or invalid, or sp= invalid: read as p=none (and
+	                           sp=none) because rua= holds a valid URI (§6.6.3) */
+	unsigned nrua, nruf;    /* URIs in rua= and ruf= (each syntactically valid) */
+	char rua[DMARC_URIS_TEXT_MAX + 1]; /* as written, cut to DMARC_URIS_TEXT_MAX */
+	char ruf[DMARC_URIS_TEXT_MAX + 1];
+};
+
+/* Reads a TXT record (any octets, len of them). 1: a valid DMARC record, in *rec; err is ""
+ * or, with p_fallback, says why p=none was assumed. 0: not a DMARC record (it does not start
+ * with "v=DMARC1" followed by ";", white space or its end: §6.6.3 ignores it). -1: a DMARC
+ * record with an error, described in err with the tag at fault ("tag \"p=rejct\": p= must be
+ * none, quarantine or reject"). Strict: v= first and exactly "DMARC1"; p= required (or the
+ * rua= fallback); every known tag valid (§6.4 grammar, pct 0-100, ri within 32 bits, URIs as in
+ * RFC 3986 with an optional "!size"), at most once; unknown tags and empty tag-specs ignored.
+ * Preflight uses it to say what to fix. err may be NULL. */
+int dmarc_record_parse(const char *text, size_t len, struct dmarc_record *rec, char *err,
+                       size_t errlen);
+
+/* ---- The Public Suffix List and the organizational domain (§3.2) ----
+ *
+ * Read-only once loaded: one struct dmarc_psl may serve every thread at once. To pick up a
+ * newer list, load another and free the old one when no check uses it any more. */
+
+struct dmarc_psl;
+
+/* path NULL: libpsl's psl_latest(NULL), the newer of the distribution's list (Debian's
+ * publicsuffix package, /usr/share/publicsuffix/) and the one built into libpsl, else the
+ * built-in one. path set: that file (public_suffix_list.dat or a .dafsa). NULL with the reason
+ * in err if no list could be loaded. It reads a file: at startup or reload, not on a loop. */
+struct dmarc_psl *dmarc_psl_load(const char *path, char *err, size_t errlen);
+void dmarc_psl_free(struct dmarc_psl *);
+/* Where the list came from: its file name, or "libpsl built-in list (YYYY-MM-DD)". */
+const char *dmarc_psl_source(const struct dmarc_psl *);
+
+/* The organizational domain of a domain name (lower-cased, any trailing dot dropped): the
+ * public suffix plus one label ("mail.example.co.uk" -> "example.co.uk"); a public suffix is
+ * its own ("co.uk" -> "co.uk"). 0, or -1 if domain is not a domain name (labels of letters,
+ * digits, '-', '_', of 1-63 octets, 253 at most). */
+int dmarc_org_domain(const struct dmarc_psl *, const char *domain, char out[DNS_NAME_MAX + 1]);
+/* Identifier alignment (§3.1): strict, the same name; relaxed, the same organizational
+ * domain. Case-insensitive, trailing dots ignored; false if either is not a domain name. */
+bool dmarc_aligned(const struct dmarc_psl *, enum dmarc_align, const char *from_domain,
+                   const char *domain);
+
+/* ---- The author domain (§6.6.1) ---- */
+
+/* The From domain of a header section (fields up to the first empty line or the end of the
+ * buffer, CRLF or LF line ends, folded fields read whole), lower-cased into out. DMARC applies
+ * only to a message with exactly one From field whose mailboxes (one or more, groups read
+ * through) are all in one domain. 0, or -1 with why in err: no From field, several, no
+ * mailbox, a mailbox without a domain or with a domain literal, not a domain name (U-labels
+ * included), several domains (RFC 7489 would evaluate each; Drover refuses the message's
+ * DMARC instead), malformed (an unterminated quoted string, comment or angle address, a
+ * mailbox with several '@' outside quotes: obs-route included). err may be NULL. */
+int dmarc_from_domain(const char *headers, size_t len, char out[DNS_NAME_MAX + 1], char *err,
+                      size_t errlen);
+
+/* ---- Policy discovery (§6.6.3) ----
+ *
+ * _dmarc.<From domain> first; if it holds no DMARC record (NXDOMAIN, no TXT, no record
+ * starting with v=DMARC1), _dmarc.<organizational domain>, whose sp= then applies. Several
+ * DMARC records at the name asked: none (no fallback). A lookup that fails: temperror. A
+ * malformed record: permerror. */
+
+enum dmarc_discovery {
+	DMARC_FOUND,    /* record holds the policy: evaluate it */
+	DMARC_ABSENT,   /* no record, or several: dmarc=none */
+	DMARC_TEMPFAIL, /* a lookup failed: dmarc=temperror */
+	DMARC_INVALID,  /* the record is malformed, or from_domain is not a domain name:
+	                   dmarc=permerror */
+};
+
+/* A plain value: copy it to keep it. */
+struct dmarc_policy {
+	enum dmarc_discovery status;
+	char from_domain[DNS_NAME_MAX + 1]; /* lower-cased */
+	char org_domain[DNS_NAME_MAX + 1];  /* of from_domain ("" if not a domain name) */
+	char domain[DNS_NAME_MAX + 1];      /* where the record was found, or "" */
+	bool subdomain;                     /* found at org_domain for a From below it: sp= */
+	struct dmarc_record record;         /* DMARC_FOUND */
+	char reason[384]; /* always, for logs and people: where the record was found, or why
+	                     there is none ("no DMARC record at _dmarc.example.com") */
+};
+
+/* Like dkim_lookup_table(), and a name listed several times answers all its records (to test
+ * the several-records rule). The table must outlive its use. Answers at once. */
+void dmarc_lookup_table(struct dkim_lookup *, const char *const *pairs);
+
+struct dmarc_check;
+typedef void dmarc_policy_cb(void *arg, const struct dmarc_policy *);
+
+/* Starts discovery for from_domain through lookup (copied); psl must outlive the lookup. cb
+ * runs exactly once with a policy valid during the call: before this returns (then it returns
+ * NULL: a table lookup, a from_domain that is not a domain name) or later from the lookup's
+ * event loop (then it returns a handle for dmarc_check_cancel(), valid until cb returns). */
+struct dmarc_check *dmarc_policy_lookup(const struct dkim_lookup *, const struct dmarc_psl *,
+                                        const char *from_domain, dmarc_policy_cb *cb, void *arg);
+
+/* ---- Evaluation (§6.6.2, §6.6.4) ---- */
+
+/* What authenticated the message. */
+struct dmarc_request {
+	enum spf_result spf;    /* the SPF result of MAIL FROM (RFC 7208 checks a null sender as
+	                           postmaster@HELO, so this is the HELO's result then) */
+	const char *spf_domain; /* the domain SPF checked: MAIL FROM's, or the HELO name for a
+	                           null sender (dmarc_spf_domain()); NULL: no SPF result */
+	const struct dkim_results *dkim; /* every signature's result; NULL: not verified */
+	/* pct= sampling (§6.6.4), from the caller's random source so that tests can fix it: the
+	 * policy applies when pct_roll <= pct. 1-100; 0: drawn here from getrandom(2). */
+	unsigned pct_roll;
+};
+
+/* The domain of an SPF outcome's identity (the mfrom and helo scopes), the one DMARC aligns:
+ * a pointer into o->identity, valid as long as it is; NULL for the pra scope. */
+const char *dmarc_spf_domain(const struct spf_outcome *o);
+
+/* A plain value: copy it to keep it. */
+struct dmarc_outcome {
+	enum dmarc_result result;
+	/* What the domain asks for: p=, or sp= for a subdomain; none without a record. */
+	enum dmarc_p policy;
+	/* What to do (§6.6.4): none on pass; on fail the policy, or, for a message pct= leaves
+	 * out, the next one down (reject -> quarantine -> none). */
+	enum dmarc_p disposition;
+	unsigned pct;      /* of the record (100 without one) */
+	bool subdomain;    /* sp= applied */
+	bool spf_aligned;  /* SPF passed for an aligned domain */
+	bool dkim_aligned; /* a DKIM signature passed for an aligned d= */
+	char from_domain[DNS_NAME_MAX + 1];
+	char policy_domain[DNS_NAME_MAX + 1]; /* where the record was found, or "" */
+	char dkim_domain[DNS_NAME_MAX + 1];   /* the first aligned passing d=, or "" */
+	char spf_domain[DNS_NAME_MAX + 1];    /* the SPF domain if aligned and passing, or "" */
+	char record_p[12];                    /* the record's p= for resinfo ("" without one) */
+	char reason[384];                     /* always: what aligned, or what did not and why */
+};
+
+/* Pure: no DNS, no allocation (only getrandom(2), for a fail when req->pct_roll is 0). */
+void dmarc_evaluate(const struct dmarc_psl *, const struct dmarc_policy *,
+                    const struct dmarc_request *, struct dmarc_outcome *);
+
+typedef void dmarc_check_cb(void *arg, const struct dmarc_outcome *);
+
+/* dmarc_policy_lookup(), then dmarc_evaluate() with req (copied, DKIM results included). cb
+ * as dmarc_policy_lookup()'s: exactly once, before this returns (then NULL) or later. */
+struct dmarc_check *dmarc_check_start(const struct dkim_lookup *, const struct dmarc_psl *,
+                                      const char *from_domain, const struct dmarc_request *req,
+                                      dmarc_check_cb *cb, void *arg);
+/* Stops a lookup or check: its callback will not run. A no-op from inside the callback. */
+void dmarc_check_cancel(struct dmarc_check *);
+
+/* The RFC 8601 resinfo (RFC 7489 §11.2): "dmarc=pass (p=reject dis=none)
+ * header.from=example.com"; the comment, with a record, gives p=, sp= when it applied, pct=
+ * when under 100, and the disposition; reason="..." unless pass. free() it. */
+char *dmarc_resinfo(const struct dmarc_outcome *);
 
 #endif
