@@ -3,7 +3,8 @@
 # Usage: scripts/deps.sh [build|test]   (test adds the integration-test peers and tools)
 set -eu
 want=(build-essential cmake pkg-config libevent-dev libssl-dev liblmdb-dev libconfuse-dev
-  libjansson-dev libpcre2-dev libunbound-dev libpsl-dev libcrypt-dev libcmocka-dev)
+  libjansson-dev libpcre2-dev libunbound-dev libpsl-dev publicsuffix libcrypt-dev libcmocka-dev
+  libidn2-dev)
 if [ "${1:-build}" = test ]; then
   want+=(clang clang-format libclang-rt-14-dev python3-pytest python3-dkim python3-dnslib python3-aiosmtpd
     swaks postfix lmdb-utils)

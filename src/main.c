@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 #include "core/core.h"
 #include "ingress/ingress.h"
+#include "preflight/preflight.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
@@ -50,6 +51,9 @@ usage(FILE *out)
 	    "                             write a DKIM key, print the DNS TXT record to publish\n"
 	    "  spf --ip IP --sender ADDR --helo NAME [--scope mfrom|helo|pra] [--dns HOST@PORT]\n"
 	    "                             SPF / Sender ID check; the result on the first line\n"
+	    "  auth check --from ADDR [--source NAME|IP] [--config FILE] [--dns HOST@PORT]\n"
+	    "                             will mail from ADDR pass SPF, DKIM and DMARC? (live "
+	    "DNS)\n"
 	    "  help                       this list\n"
 	    "  version                    print the version\n"
 	    "\n"
@@ -136,6 +140,8 @@ struct server {
 	struct queue_engine *engine;
 	struct spool *spool;
 	struct eventlog *log;
+	const struct config *cfg;
+	struct preflight_background *preflight; /* the signing domains' DNS, checked */
 };
 
 /* One server per spool: a second one would run recovery on the first one's messages in
@@ -178,9 +184,19 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	struct server *srv = arg;
 
 	/* Live reload of the whole configuration comes with the control plane; for now HUP
-	 * reopens the event log, so that it can be rotated. */
-	log_info("SIGHUP: reopening the event log");
+	 * reopens the event log, so that it can be rotated, and re-reads the DKIM keys, so
+	 * that they can be rotated. */
+	log_info("SIGHUP: reopening the event log, reading the DKIM keys again");
 	eventlog_reopen(srv->log);
+	if (srv->ingress != NULL)
+		ingress_reload_keys(srv->ingress);
+	/* The DNS may have been fixed (or broken) since: check the signing domains again. */
+	if (preflight_background_running(srv->preflight)) {
+		log_info("preflight: the previous check still runs; not started again");
+	} else {
+		preflight_background_wait(srv->preflight);
+		srv->preflight = preflight_background_start(srv->cfg);
+	}
 }
 
 static int
@@ -243,6 +259,8 @@ cmd_serve(struct options *o)
 	sigs[2] = evsignal_new(srv.base, SIGHUP, on_hup, &srv);
 	for (size_t i = 0; i < nitems(sigs); i++)
 		event_add(sigs[i], NULL);
+	srv.cfg = cfg;
+	srv.preflight = preflight_background_start(cfg);
 	log_info("%s %s ready: %s, spool %s (%llu messages)", DROVER_NAME, DROVER_VERSION,
 	         cfg->path ? cfg->path : "embedded defaults", cfg->spool_directory,
 	         (unsigned long long)spool_message_count(srv.spool));
@@ -251,6 +269,8 @@ cmd_serve(struct options *o)
 
 	ingress_stop(srv.ingress, SHUTDOWN_GRACE_S);
 	srv.ingress = NULL;
+	preflight_background_wait(srv.preflight);
+	srv.preflight = NULL;
 	if (srv.engine != NULL)
 		queue_engine_stop(srv.engine, SHUTDOWN_GRACE_S);
 	srv.engine = NULL;
@@ -292,6 +312,18 @@ cmd_check_config(struct options *o)
 	cfg = load_config(path);
 	if (cfg == NULL)
 		return 1;
+	if (cfg->ndkim_keys > 0) {
+		char err[8192];
+		unsigned nbad;
+		struct dkim_signing *sg = dkim_signing_new(cfg, err, sizeof(err), &nbad);
+
+		dkim_signing_free(sg);
+		if (nbad > 0) {
+			fprintf(stderr, "%s\n", err);
+			config_free(cfg);
+			return 1;
+		}
+	}
 	printf("%s: ok\n", path);
 	config_free(cfg);
 	return 0;
@@ -479,6 +511,87 @@ cmd_queue(struct options *o)
 	return rc;
 }
 
+struct auth_check_state {
+	bool done;
+	int rc;
+};
+
+static void
+on_auth_report(void *arg, const struct preflight_report *rep)
+{
+	struct auth_check_state *st = arg;
+	char *text = preflight_report_text(rep);
+
+	fputs(text, stdout);
+	free(text);
+	st->rc = rep->failures > 0 ? 1 : 0;
+	st->done = true;
+}
+
+/* drover auth check --from ADDRESS [--source NAME|IP] [--config FILE] [--dns HOST@PORT]:
+ * the preflight of preflight/preflight.h, printed. 0 all pass, 1 a check fails, 2 usage. */
+static int
+cmd_auth(int argc, char **argv)
+{
+	const char *from = NULL, *source = NULL, *config = NULL, *dns = NULL;
+	const char *fwd[2] = {NULL, NULL};
+	struct auth_check_state st = {false, 2};
+	struct preflight_request req;
+	struct dns_options opt = {0};
+	struct dns_resolver *resolver;
+	struct event_base *base;
+	struct config *cfg;
+	char err[1024];
+
+	if (argc < 1 || strcmp(argv[0], "check") != 0)
+		goto usage;
+	for (int i = 1; i < argc; i++) {
+		const char **o = strcmp(argv[i], "--from") == 0     ? &from
+		                 : strcmp(argv[i], "--source") == 0 ? &source
+		                 : strcmp(argv[i], "--config") == 0 ? &config
+		                 : strcmp(argv[i], "--dns") == 0    ? &dns
+		                                                    : NULL;
+		if (o == NULL || i + 1 >= argc)
+			goto usage;
+		*o = argv[++i];
+	}
+	if (from == NULL)
+		goto usage;
+	cfg = load_config(config);
+	if (cfg == NULL)
+		return 2;
+	if (dns != NULL) {
+		fwd[0] = dns;
+		opt.forwarders = fwd;
+	} else {
+		opt.forwarders = (const char *const *)cfg->delivery.dns_forwarders;
+	}
+	opt.timeout_ms = cfg->delivery.dns_timeout_s * 1000;
+	base = event_base_new();
+	resolver = dns_resolver_new(base, &opt, err, sizeof(err));
+	if (resolver == NULL) {
+		fprintf(stderr, "drover: %s\n", err);
+		event_base_free(base);
+		config_free(cfg);
+		return 2;
+	}
+	req = (struct preflight_request){.from = from, .source = source, .cfg = cfg};
+	if (preflight_run(base, resolver, &req, on_auth_report, &st, err, sizeof(err)) < 0)
+		fprintf(stderr, "drover: %s\n", err);
+	else
+		while (!st.done && event_base_loop(base, EVLOOP_ONCE) == 0)
+			;
+	dns_resolver_free(resolver);
+	event_base_free(base);
+	config_free(cfg);
+	return st.rc;
+usage:
+	fprintf(stderr,
+	        "usage: drover auth check --from ADDRESS [--source NAME|IP] [--config FILE] "
+	        "[--dns HOST@PORT]\n");
+	return 2;
+}
+
 /* drover dkim keygen --domain D --selector S [--algorithm rsa2048|rsa1024|rsa4096|ed25519]
  *                    [--key FILE]
  * Writes a new private key (PKCS#8 PEM, mode 0600, never over an existing file; default
@@ -556,6 +669,8 @@ main(int argc, char **argv)
 		return spf_cli(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "dkim") == 0)
 		return cmd_dkim(argc - 2, argv + 2);
+	if (argc > 1 && strcmp(argv[1], "auth") == 0)
+		return cmd_auth(argc - 2, argv + 2);
 	if (parse_options(argc - 1, argv + 1, &o) < 0) {
 		usage(stderr);
 		return 2;

@@ -119,6 +119,9 @@ transaction_reset(struct session *s)
 		spool_message_abort(t->msg);
 	if (t->body != NULL)
 		evbuffer_free(t->body);
+	dkim_signing_end(t->sign);
+	auth_verify_free(t->verify);
+	free(t->auth_results);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -50,6 +50,39 @@ struct ingress_stats {
 };
 void ingress_stats(struct ingress *, struct ingress_stats *);
 
+/* Re-reads every DKIM key file (SIGHUP): a key that cannot be read is not used until a
+ * later reload succeeds, and dkim.on_key_error says what its messages get. Returns how many
+ * keys failed (each is logged). */
+unsigned ingress_reload_keys(struct ingress *);
+
+/* ---- DKIM signing at reception (signing.c) ----
+ *
+ * The keys of the configuration's dkim_key sections and the choice of keys per message
+ * (docs/dkim.md, "Signing"). Shared by every SMTP thread. */
+struct dkim_signing;
+struct dkim_signing_msg;
+
+/* Reads every key. Always returns the table: a key that cannot be read is reported as a line
+ * "file:line: dkim_key \"name\".key: reason" in err (lines separated by '\n'), counted in
+ * *nerrors, and not used (the server starts; check-config fails). cfg must outlive it. */
+struct dkim_signing *dkim_signing_new(const struct config *cfg, char *err, size_t errlen,
+                                      unsigned *nerrors);
+/* As ingress_reload_keys(). */
+unsigned dkim_signing_reload(struct dkim_signing *);
+void dkim_signing_free(struct dkim_signing *);
+size_t dkim_signing_count(const struct dkim_signing *);
+
+/* One message: NULL when there are no keys at all. Feed it the content as received (after
+ * dot-unstuffing, without our Received: field); keys are chosen when its header section is
+ * complete. */
+struct dkim_signing_msg *dkim_signing_begin(const struct dkim_signing *, uint64_t now_s);
+void dkim_signing_update(struct dkim_signing_msg *, const void *data, size_t len);
+/* 0 with *fields the DKIM-Signature fields (malloc'd; NULL when no key signs this message),
+ * or -1 when the message must be deferred (dkim.on_key_error = defer and a chosen key cannot
+ * be used), with the reason in err. */
+int dkim_signing_final(struct dkim_signing_msg *, char **fields, char *err, size_t errlen);
+void dkim_signing_end(struct dkim_signing_msg *);
+
 /* ---- The DATA/BDAT body scanner (pure; public for its unit tests and fuzz target) ---- */
 
 /* What a body violates; the session answers for the first that applies at end of data. */

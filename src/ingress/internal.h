@@ -11,6 +11,7 @@
 
 #include "conf/conf.h"
 #include "core/core.h"
+#include "auth/auth.h"
 #include "ingress/ingress.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
@@ -34,6 +35,7 @@ enum session_state {
 	S_RCPT,      /* at least one recipient accepted */
 	S_DATA,      /* reading DATA content */
 	S_BDAT,      /* reading a BDAT chunk */
+	S_VERIFY,    /* end of data: waiting for SPF, DKIM, DMARC (input is not read) */
 	S_COMMIT,    /* waiting for the spool (no input is read meanwhile) */
 	S_CLOSING,   /* final reply queued, closing once it is written */
 };
@@ -51,6 +53,9 @@ struct worker {
 	unsigned commits_pending; /* spool commits not yet answered */
 	bool stopping;
 	char *line;                        /* scratch for one command line (command_line_max + 1) */
+	struct dns_resolver *resolver;     /* for verify = { }, made on first use (verify.c) */
+	struct spf_dns spf_dns;            /* through resolver */
+	struct dkim_lookup dkim_lookup;    /* through resolver: DKIM keys, DMARC policies */
 	struct evconnlistener **listeners; /* one socket per configured listener */
 	struct listen_ctx *listen_ctx;
 	size_t nlisteners;
@@ -77,6 +82,11 @@ struct transaction {
 	uint64_t received_us;           /* when the data ended: the envelope's arrival time */
 	uint64_t size;                  /* octets stored, as the spool counted them */
 	bool chunk_in_flight;           /* a chunk is with the spool: stop reading */
+	struct dkim_signing_msg *sign;  /* the message's DKIM signer, NULL: not signed */
+	struct auth_verify *verify;     /* SPF, DKIM, DMARC checks (verify.c), NULL: none */
+	size_t auth_fed;    /* octets of body signer and checks have seen (not our Received:) */
+	char *auth_results; /* the Authentication-Results field, once checked */
+	bool verify_now;    /* inside auth_verify_finish(): its callback is not from the loop */
 };
 
 struct session {
@@ -119,6 +129,8 @@ struct ingress {
 	struct worker *workers;
 	unsigned nworkers, next_worker;
 	struct client_table *clients;
+	struct dkim_signing *signing; /* the DKIM keys (signing.c) */
+	struct dmarc_psl *psl;        /* the Public Suffix List, for verify = { "dmarc" } */
 	atomic_uint_fast64_t sessions_total, messages_accepted, messages_rejected, session_seq;
 };
 
@@ -130,6 +142,16 @@ int client_table_enter(struct client_table *, const struct sockaddr *addr, unsig
                        unsigned max_per_ip, const char **why);
 void client_table_leave(struct client_table *, const struct sockaddr *addr);
 unsigned client_table_total(struct client_table *);
+
+/* verify.c: a message's checks. begin: NULL when the listener checks nothing. finish: cb
+ * gets the Authentication-Results field (malloc'd, the callee's), now or later from the
+ * worker's loop; auth_verify_free() cancels (cb will not run). */
+struct auth_verify;
+typedef void auth_verify_cb(void *arg, char *field);
+struct auth_verify *auth_verify_begin(struct session *);
+void auth_verify_update(struct auth_verify *, const void *data, size_t len);
+void auth_verify_finish(struct auth_verify *, auth_verify_cb *cb, void *arg);
+void auth_verify_free(struct auth_verify *);
 
 /* server.c: a stopping worker leaves its loop once nothing is left to answer. */
 void worker_check_exit(struct worker *);

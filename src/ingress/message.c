@@ -52,6 +52,10 @@ message_begin(struct session *s, bool dot_mode)
 	t->body = evbuffer_new();
 	message_add_received(s);
 	t->header_len = evbuffer_get_length(t->body);
+	t->auth_fed = t->header_len;
+	if (s->listener->dkim_sign)
+		t->sign = dkim_signing_begin(s->worker->ingress->signing, time_now_us() / 1000000);
+	t->verify = auth_verify_begin(s);
 	body_scanner_init(&t->scan, dot_mode, allow_8bit, lim->data_line_max,
 	                  lim->max_message_size);
 }
@@ -145,6 +149,47 @@ message_violation_reply(unsigned v)
 	return "554 5.6.0 Error: 8-bit message data requires BODY=8BITMIME";
 }
 
+/* Gives the signer and the checks the content they have not seen yet: the body buffer from auth_fed
+ * on. */
+static void
+message_auth_feed(struct transaction *t)
+{
+	size_t len = evbuffer_get_length(t->body);
+
+	if (t->sign == NULL && t->verify == NULL)
+		return;
+	while (t->auth_fed < len) {
+		struct evbuffer_iovec v[16];
+		struct evbuffer_ptr pos;
+		int n;
+
+		if (evbuffer_ptr_set(t->body, &pos, t->auth_fed, EVBUFFER_PTR_SET) < 0)
+			break;
+		n = evbuffer_peek(t->body, -1, &pos, v, nitems(v));
+		if (n > (int)nitems(v))
+			n = nitems(v);
+		for (int i = 0; i < n; i++) {
+			if (t->sign != NULL)
+				dkim_signing_update(t->sign, v[i].iov_base, v[i].iov_len);
+			if (t->verify != NULL)
+				auth_verify_update(t->verify, v[i].iov_base, v[i].iov_len);
+			t->auth_fed += v[i].iov_len;
+		}
+	}
+}
+
+/* The message is refused at the end of its data (or of a BDAT chunk): counted, logged as a
+ * Rejection, dropped with its transaction; the session goes on. */
+static void
+message_refuse(struct session *s, const char *reply)
+{
+	atomic_fetch_add(&s->worker->ingress->messages_rejected, 1);
+	session_reject_event(s, s->txn.bdat_used ? "BDAT" : "DATA", NULL, reply);
+	transaction_reset(s);
+	s->state = S_READY;
+	session_reply(s, "%s", reply);
+}
+
 /* Hands the durable message to whoever delivers it (the queue engine). */
 static void
 message_accepted(struct session *s)
@@ -209,6 +254,9 @@ message_commit_done(void *arg, enum spool_status status)
 		json_object_set_new(f, "sender", json_string(t->sender));
 		json_object_set_new(f, "recipients", rcpts);
 		json_object_set_new(f, "size", json_integer((json_int_t)t->scan.size));
+		if (t->auth_results != NULL)
+			json_object_set_new(f, "authentication_results",
+			                    json_string(t->auth_results));
 		json_object_set_new(f, "reply", json_string(reply));
 		eventlog_write(w->ingress->log, "Reception", f);
 	} else {
@@ -231,23 +279,30 @@ message_commit_done(void *arg, enum spool_status status)
 	worker_check_exit(w);
 }
 
-/* End of the message's data: judge it, then commit it or refuse it. */
+/* The message is judged and checked: sign it and make it durable, or defer it. */
 static void
-message_finish(struct session *s)
+message_commit(struct session *s)
 {
 	struct transaction *t = &s->txn;
 	struct spool_message *msg = t->msg;
 	struct envelope env;
+	char *fields = NULL, *headers, why[256];
 
-	if (t->scan.violations != 0) {
-		const char *reply = message_violation_reply(t->scan.violations);
-		atomic_fetch_add(&s->worker->ingress->messages_rejected, 1);
-		session_reject_event(s, t->bdat_used ? "BDAT" : "DATA", NULL, reply);
-		transaction_reset(s);
-		s->state = S_READY;
-		session_reply(s, "%s", reply);
+	if (t->sign != NULL && dkim_signing_final(t->sign, &fields, why, sizeof(why)) < 0) {
+		/* RFC 3463 4.3.5: system incorrectly configured; the client keeps the message
+		 * and retries, which an unsigned message under DMARC p=reject would not need. */
+		const char *reply = "451 4.3.5 Error: message cannot be DKIM-signed now, try again "
+		                    "later";
+		log_error("session %llu: message %s deferred: DKIM: %s", (unsigned long long)s->id,
+		          spool_message_id(msg), why);
+		message_refuse(s, reply);
 		return;
 	}
+	/* Newest on top: our signatures, then what we found checking the message. */
+	if (fields != NULL && t->auth_results != NULL)
+		headers = xasprintf("%s%s", fields, t->auth_results);
+	else
+		headers = fields != NULL ? fields : t->auth_results;
 	t->received_us = time_now_us();
 	env = (struct envelope){
 	    .sender = t->sender,
@@ -262,6 +317,7 @@ message_finish(struct session *s)
 	    .protocol = (char *)message_protocol(s),
 	    .nrcpt = t->nrcpt,
 	    .rcpt = t->rcpt,
+	    .headers = headers,
 	};
 	strlcpy_s(t->id, spool_message_id(msg), sizeof(t->id));
 	/* The spool owns the message from here and always calls back, even if the client
@@ -275,6 +331,50 @@ message_finish(struct session *s)
 	s->worker->commits_pending++;
 	spool_message_commit(msg, &env, t->body, message_commit_done, s);
 	t->size = env.size; /* set by the spool at the call */
+	if (headers != fields && headers != t->auth_results)
+		free(headers);
+	free(fields);
+}
+
+/* The checks are done (now, or later from the loop): commit. */
+static void
+message_verified(void *arg, char *field)
+{
+	struct session *s = arg;
+	struct transaction *t = &s->txn;
+	bool later = !t->verify_now;
+
+	t->auth_results = field;
+	auth_verify_free(t->verify);
+	t->verify = NULL;
+	message_commit(s);
+	/* Called back from the loop, not from inside session_process(): if the message was
+	 * refused rather than committed, the reply must go out and input be read again. */
+	if (later && s->state != S_COMMIT)
+		session_resume(s);
+}
+
+/* End of the message's data: judge it, check it, then commit it or refuse it. */
+static void
+message_finish(struct session *s)
+{
+	struct transaction *t = &s->txn;
+
+	if (t->scan.violations != 0) {
+		const char *reply = message_violation_reply(t->scan.violations);
+		message_refuse(s, reply);
+		return;
+	}
+	message_auth_feed(t);
+	if (t->verify != NULL) {
+		s->state = S_VERIFY;
+		t->verify_now = true;
+		auth_verify_finish(t->verify, message_verified, s);
+		if (s->state == S_VERIFY)
+			t->verify_now = false;
+		return;
+	}
+	message_commit(s);
 }
 
 static void
@@ -334,11 +434,7 @@ message_bdat_done(struct session *s)
 	if (t->scan.violations & BODY_TOO_BIG) {
 		/* RFC 3030 §4.2: say so now; the sender must not send more chunks. */
 		const char *reply = message_violation_reply(BODY_TOO_BIG);
-		atomic_fetch_add(&s->worker->ingress->messages_rejected, 1);
-		session_reject_event(s, "BDAT", NULL, reply);
-		transaction_reset(s);
-		s->state = S_READY;
-		session_reply(s, "%s", reply);
+		message_refuse(s, reply);
 		return;
 	}
 	s->state = S_RCPT;
@@ -375,7 +471,9 @@ message_feed(struct session *s, struct evbuffer *in)
 	    evbuffer_get_length(t->body) >= SPOOL_CHUNK_SIZE) {
 		t->chunk_in_flight = true;
 		session_read_pause(s);
+		message_auth_feed(t);
 		spool_message_write(t->msg, t->body, message_chunk_done, s);
+		t->auth_fed = evbuffer_get_length(t->body); /* what is left was seen */
 		return false;
 	}
 	return evbuffer_get_length(in) > 0;

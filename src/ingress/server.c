@@ -211,6 +211,8 @@ workers_free(struct ingress *in)
 		struct worker *w = &in->workers[i];
 
 		worker_unlisten(w); /* only left when start failed: stop frees them on the loop */
+		if (w->resolver != NULL)
+			dns_resolver_free(w->resolver);
 		if (w->mailbox != NULL)
 			mailbox_free(w->mailbox);
 		if (w->base != NULL)
@@ -219,6 +221,8 @@ workers_free(struct ingress *in)
 	}
 	free(in->workers);
 	client_table_free(in->clients);
+	dkim_signing_free(in->signing);
+	dmarc_psl_free(in->psl);
 	free(in);
 }
 
@@ -235,6 +239,29 @@ ingress_start(struct event_base *base, const struct config *cfg, struct spool *s
 	in->log = log;
 	in->hooks = hooks;
 	in->clients = client_table_new();
+	if (cfg->ndkim_keys > 0) {
+		char kerr[4096];
+		unsigned nbad;
+
+		/* A key that cannot be read is an error, but not one to refuse service for: the
+		 * messages it would sign follow dkim.on_key_error, and SIGHUP reads it again. */
+		in->signing = dkim_signing_new(cfg, kerr, sizeof(kerr), &nbad);
+		if (nbad > 0)
+			log_error("%s", kerr);
+		log_info("DKIM: %zu signing keys, %u unusable", cfg->ndkim_keys, nbad);
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		char perr[256];
+
+		if (!(cfg->listeners[i].verify & VERIFY_DMARC) || in->psl != NULL)
+			continue;
+		/* Without the list DMARC answers temperror; everything else still works. */
+		in->psl = dmarc_psl_load(NULL, perr, sizeof(perr));
+		if (in->psl == NULL)
+			log_error("DMARC: no Public Suffix List: %s", perr);
+		else
+			log_info("DMARC: Public Suffix List from %s", dmarc_psl_source(in->psl));
+	}
 	in->nworkers = cfg->threads ? cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	in->workers = xcalloc(in->nworkers, sizeof(*in->workers));
 	for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -290,4 +317,10 @@ ingress_stats(struct ingress *in, struct ingress_stats *st)
 	st->sessions_total = atomic_load(&in->sessions_total);
 	st->messages_accepted = atomic_load(&in->messages_accepted);
 	st->messages_rejected = atomic_load(&in->messages_rejected);
+}
+
+unsigned
+ingress_reload_keys(struct ingress *in)
+{
+	return in->signing != NULL ? dkim_signing_reload(in->signing) : 0;
 }

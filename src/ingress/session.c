@@ -201,7 +201,7 @@ session_close_after_reply(struct session *s)
 		return;
 	if (s->state == S_DATA || s->state == S_BDAT)
 		transaction_reset(s);
-	if (s->state != S_COMMIT)
+	if (s->state != S_COMMIT && s->state != S_VERIFY)
 		s->state = S_CLOSING;
 	session_read_pause(s);
 }
@@ -277,7 +277,7 @@ session_process(struct session *s)
 	while (!s->freed) {
 		enum session_state before = s->state;
 
-		if (s->state == S_COMMIT || s->state == S_CLOSING)
+		if (s->state == S_COMMIT || s->state == S_VERIFY || s->state == S_CLOSING)
 			return;
 		/* Stopping: a message whose data was arriving has been finished (committed or
 		 * refused); now the session goes. */
@@ -331,7 +331,7 @@ session_flush(struct session *s)
 void
 session_resume(struct session *s)
 {
-	if (s->freed || s->state == S_CLOSING || s->state == S_COMMIT)
+	if (s->freed || s->state == S_CLOSING || s->state == S_COMMIT || s->state == S_VERIFY)
 		return;
 	if (s->txn.chunk_in_flight)
 		return;
@@ -348,8 +348,8 @@ session_shutdown(struct session *s)
 {
 	/* A client in the middle of its message data may finish it within the grace period
 	 * (ingress_stop); session_process brings it here again once the message is done. */
-	if (s->freed || s->state == S_COMMIT || s->state == S_CLOSING || s->state == S_DATA ||
-	    s->state == S_BDAT)
+	if (s->freed || s->state == S_COMMIT || s->state == S_VERIFY || s->state == S_CLOSING ||
+	    s->state == S_DATA || s->state == S_BDAT)
 		return;
 	session_ref(s);
 	session_reply(s, "421 4.3.2 %s Service shutting down, try again later", s->cfg->hostname);
@@ -411,7 +411,7 @@ session_read_cb(evutil_socket_t fd, short what, void *arg)
 
 	session_ref(s);
 	if (what & EV_TIMEOUT) {
-		if (s->state != S_CLOSING && s->state != S_COMMIT)
+		if (s->state != S_CLOSING && s->state != S_COMMIT && s->state != S_VERIFY)
 			session_timed_out(s);
 	} else if (!session_read_input(s)) {
 		/* End of file or error: run what the client sent before it left (a pipelined

@@ -160,7 +160,8 @@ class Drover:
     settings of spool { }), smtp (dict of settings of smtp { }), delivery (dict of settings of
     delivery { }; by default there is none, and with no route either, delivery is off
     (delivery.enabled = auto): accepted mail stays queued, as the tests of reception expect), routes (dict: domain -> list of
-    hosts, one route "domain" { hosts = ... } each), extra (raw text appended).
+    hosts, one route "domain" { hosts = ... } each), listener (dict of settings of the listener
+    "smtp" { } besides its address), extra (raw text appended).
     """
 
     def __init__(self, binary, workdir, **conf):
@@ -190,7 +191,9 @@ class Drover:
             f"  directory = {fmt_value(str(self.spool))}",
         ]
         out += [f"  {k} = {fmt_value(v)}" for k, v in c.get("spool", {}).items()]
-        out += ["}", 'listener "smtp" {', f'  address = "127.0.0.1:{self.port}"', "}"]
+        out += ["}", 'listener "smtp" {', f'  address = "127.0.0.1:{self.port}"']
+        out += [f"  {k} = {fmt_value(v)}" for k, v in c.get("listener", {}).items()]
+        out.append("}")
         if c.get("smtp"):
             out.append("smtp {")
             out += [f"  {k} = {fmt_value(v)}" for k, v in c["smtp"].items()]
