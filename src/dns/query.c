@@ -90,10 +90,29 @@ on_answer(void *arg, int err, struct ub_result *res)
 		phase_end(q);
 }
 
+/* The name as unbound reads it (presentation format, RFC 1035 §5.1): octets other than
+ * letters, digits, '-', '_' and the dots between labels as \DDD, so that a space, a
+ * backslash or a ';' in a label is asked as it is. out holds 4 * (DNS_NAME_MAX + 1) + 1. */
+static void
+name_to_presentation(const char *name, char *out)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+		if (*p == '.' || *p == '-' || *p == '_' || (*p >= '0' && *p <= '9') ||
+		    (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+			out[o++] = (char)*p;
+		else
+			o += (size_t)sprintf(out + o, "\\%03u", *p);
+	}
+	out[o] = '\0';
+}
+
 void
 query_lookup(struct dns_query *q, const char *name, uint16_t type, size_t slot)
 {
 	struct dns_lookup *l = xcalloc(1, sizeof(*l));
+	char escaped[4 * (DNS_NAME_MAX + 1) + 1];
 	int rc;
 
 	if (q->nlookups == q->lookups_cap) {
@@ -110,7 +129,8 @@ query_lookup(struct dns_query *q, const char *name, uint16_t type, size_t slot)
 		l->error = "not a valid domain name";
 		return;
 	}
-	rc = ub_resolve_async(q->r->ub, name, type, DNS_CLASS_IN, l, on_answer, &l->ub_id);
+	name_to_presentation(name, escaped);
+	rc = ub_resolve_async(q->r->ub, escaped, type, DNS_CLASS_IN, l, on_answer, &l->ub_id);
 	if (rc != 0) {
 		l->status = status_of_answer(rc, NULL, &l->error);
 		return;

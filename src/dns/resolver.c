@@ -24,6 +24,14 @@ on_answers(evutil_socket_t fd, short what, void *arg)
 		log_warn("dns: ub_process: %s", ub_strerror(rc));
 }
 
+/* Unbound's default local zones for the documentation and link-local ranges (unbound.conf(5)),
+ * handed back to the forwarders. */
+static const char *const documentation_zones[] = {
+    "2.0.192.in-addr.arpa. nodefault",     "100.51.198.in-addr.arpa. nodefault",
+    "113.0.203.in-addr.arpa. nodefault",   "254.169.in-addr.arpa. nodefault",
+    "8.b.d.0.1.0.0.2.ip6.arpa. nodefault",
+};
+
 static int
 configure(struct ub_ctx *ub, const struct dns_options *opt, char *err, size_t errlen)
 {
@@ -40,6 +48,22 @@ configure(struct ub_ctx *ub, const struct dns_options *opt, char *err, size_t er
 	if ((rc = ub_ctx_set_option(ub, "do-not-query-localhost:", "no")) != 0) {
 		snprintf(err, errlen, "dns: do-not-query-localhost: %s", ub_strerror(rc));
 		return -1;
+	}
+	/* Unbound answers the reverse zones of private and documentation addresses itself
+	 * (NXDOMAIN) unless told otherwise. Drover only ever forwards, to resolvers that know the
+	 * local network: a PTR lookup for a 10/8 or 192.168/16 client (SPF's ptr and %{p}) must
+	 * reach them. The RFC 6761 names (.test, .invalid, .localhost, .onion) stay local. */
+	if ((rc = ub_ctx_set_option(ub, "unblock-lan-zones:", "yes")) != 0 ||
+	    (rc = ub_ctx_set_option(ub, "insecure-lan-zones:", "yes")) != 0) {
+		snprintf(err, errlen, "dns: lan zones: %s", ub_strerror(rc));
+		return -1;
+	}
+	for (size_t i = 0; i < nitems(documentation_zones); i++) {
+		if ((rc = ub_ctx_set_option(ub, "local-zone:", documentation_zones[i])) != 0) {
+			snprintf(err, errlen, "dns: local-zone %s: %s", documentation_zones[i],
+			         ub_strerror(rc));
+			return -1;
+		}
 	}
 	if (opt->forwarders != NULL && opt->forwarders[0] != NULL) {
 		for (const char *const *f = opt->forwarders; *f != NULL; f++) {

@@ -94,9 +94,10 @@ name_is_valid(const char *name)
 			label = 0;
 			continue;
 		}
-		/* Unbound reads backslash escapes; a domain from an SMTP path has none, and
-		 * control characters or spaces are never part of one. */
-		if (c <= ' ' || c == 0x7f || c == '\\')
+		/* A label may hold any octet (RFC 2181 §11): SPF macros expand into names with
+		 * spaces and '%' (RFC 7208 §7). Control characters never make sense in one. The
+		 * query escapes what unbound's presentation format would misread (query.c). */
+		if (c < ' ' || c == 0x7f)
 			return false;
 		if (++label > 63)
 			return false;

@@ -84,6 +84,10 @@ class ZoneError(ValueError):
 
 
 def _norm(name):
+    # A DNSLabel's labels are raw octets (a space, a '%' from an SPF macro); its str() would
+    # escape them ("\\032"), which no zone key spells.
+    if isinstance(name, DNSLabel):
+        name = ".".join(l.decode("latin-1") for l in name.label)
     name = str(name).strip().lower()
     if name.endswith(".") and name != ".":
         name = name[:-1]
