@@ -7,7 +7,7 @@ want=(build-essential cmake pkg-config libevent-dev libssl-dev liblmdb-dev libco
   libidn2-dev)
 if [ "${1:-build}" = test ]; then
   want+=(clang clang-format libclang-rt-14-dev python3-pytest python3-dkim python3-dnslib python3-aiosmtpd
-    swaks postfix lmdb-utils)
+    swaks libnet-ssleay-perl postfix lmdb-utils openssl)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -188,8 +188,10 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	 * that they can be rotated. */
 	log_info("SIGHUP: reopening the event log, reading the DKIM keys again");
 	eventlog_reopen(srv->log);
-	if (srv->ingress != NULL)
+	if (srv->ingress != NULL) {
 		ingress_reload_keys(srv->ingress);
+		ingress_reload_certificates(srv->ingress);
+	}
 	/* The DNS may have been fixed (or broken) since: check the signing domains again. */
 	if (preflight_background_running(srv->preflight)) {
 		log_info("preflight: the previous check still runs; not started again");
@@ -312,6 +314,15 @@ cmd_check_config(struct options *o)
 	cfg = load_config(path);
 	if (cfg == NULL)
 		return 1;
+	{
+		char err[2048];
+
+		if (tls_check_config(cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			config_free(cfg);
+			return 1;
+		}
+	}
 	if (cfg->ndkim_keys > 0) {
 		char err[8192];
 		unsigned nbad;

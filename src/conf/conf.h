@@ -29,9 +29,19 @@ struct netmask {
 #define VERIFY_DKIM  0x2
 #define VERIFY_DMARC 0x4
 
+/* What a listener is for (RFC 6409, RFC 8314); docs/configuration.md, listener. */
+enum listener_role {
+	ROLE_MX,          /* port 25: mail from anywhere to relay for relay_networks or users */
+	ROLE_SUBMISSION,  /* port 587: AUTH required before MAIL, STARTTLS */
+	ROLE_SUBMISSIONS, /* port 465: TLS from the first octet, AUTH required */
+};
+
 struct listener_conf {
-	char *name;                       /* the section title */
-	char *address;                    /* as written: "127.0.0.1:2525", "[::1]:2525" */
+	char *name; /* the section title */
+	enum listener_role role;
+	bool starttls;         /* offer STARTTLS (when there is a tls_certificate) */
+	bool auth_without_tls; /* offer AUTH in clear too (loopback or a trusted network only) */
+	char *address;         /* as written: "127.0.0.1:2525", "[::1]:2525" */
 	struct sockaddr_storage sockaddr; /* resolved (numeric only) */
 	socklen_t socklen;
 	bool dkim_sign;  /* sign what is received here with the dkim_key sections */
@@ -55,6 +65,32 @@ struct dkim_key_conf {
 	char **headers; /* fields to sign; none: the default list (docs/dkim.md) */
 	size_t nheaders;
 	uint64_t expire_s; /* x= that long after t=; 0: none */
+};
+
+/* A certificate for the SMTP server: tls_certificate "name" { }. The first one is the default;
+ * a client's SNI chooses among them by the names in each certificate. */
+struct tls_certificate_conf {
+	char *name;        /* the section title */
+	char *certificate; /* PEM: the certificate, then its chain */
+	char *key;         /* PEM private key */
+	char *where;       /* "file:line" of the certificate setting, for errors found reading it */
+};
+
+/* A rate: count per period; count 0 = no limit. */
+struct rate_conf {
+	uint64_t count;
+	uint64_t per_s;
+};
+
+/* AUTH (RFC 4954) and the limits on who may send how much. */
+struct auth_conf {
+	char *users_file; /* "name:crypt-hash[:domains]" lines; NULL: AUTH is not offered */
+	char *users_where;
+	unsigned failures_max; /* failed AUTH from one client IP within failure_window: blocked */
+	uint64_t failure_window_s;
+	uint64_t block_s;             /* how long a blocked client gets 421 at connect */
+	struct rate_conf user_rate;   /* messages per authenticated user */
+	struct rate_conf client_rate; /* messages per client IP address */
 };
 
 /* What a message that should be signed gets when its key cannot be used (unreadable after
@@ -151,6 +187,13 @@ struct config {
 	struct delivery_conf delivery;
 	struct route_conf *routes;
 	size_t nroutes;
+
+	struct tls_certificate_conf *tls_certificates; /* in the order of the file */
+	size_t ntls_certificates;
+	unsigned tls_min_version; /* TLS1_2_VERSION (0x0303) or TLS1_3_VERSION (0x0304) */
+	char *tls_ciphers;        /* TLS 1.2 cipher list (OpenSSL syntax); NULL: OpenSSL's */
+
+	struct auth_conf auth;
 
 	struct dkim_key_conf *dkim_keys; /* in the order of the file */
 	size_t ndkim_keys;

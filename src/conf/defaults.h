@@ -61,6 +61,22 @@
 /* Checking is work and DNS traffic a relay for its own platform does not need. */
 #define DEF_LISTENER_VERIFY "{}"
 
+/* A listener relays mail for relay_networks and authenticated users, as port 25 does. */
+#define DEF_LISTENER_ROLE "mx"
+/* STARTTLS is offered wherever there is a certificate: encryption costs little. */
+#define DEF_LISTENER_STARTTLS true
+/* A password in clear on the network is a password given away. */
+#define DEF_LISTENER_AUTH_WITHOUT_TLS false
+/* TLS 1.0 and 1.1 are deprecated (RFC 8996). */
+#define DEF_TLS_MIN_VERSION "TLSv1.2"
+/* Failed AUTH attempts from one address before it is blocked, within the window; a mail
+ * client with a stale password retries a few times, a guesser thousands. */
+#define DEF_AUTH_FAILURES_MAX   5
+#define DEF_AUTH_FAILURE_WINDOW (10 * 60)
+#define DEF_AUTH_BLOCK_TIME     (15 * 60)
+/* No rate limit unless configured: a platform's own senders set their own. */
+#define DEF_RATE "0"
+
 /* relaxed/relaxed survives the header refolding and whitespace changes that relays and
  * list software make; simple breaks on them. It is what mailbox providers sign with. */
 #define DEF_DKIM_CANONICALIZATION "relaxed/relaxed"

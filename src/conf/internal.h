@@ -38,6 +38,16 @@ int key_error_policy_value(const char *text);
 
 struct load_ctx;
 
+/* "1000/h", "10/m", "50/s", "20000/d", "0" (no limit). 0 or -1 with why. */
+int rate_parse_why(const char *text, struct rate_conf *out, const char **why);
+/* listener role: "mx" (also "relay"), "submission", "submissions"; -1 otherwise. */
+int role_value(const char *text);
+/* "TLSv1.2" 0x0303, "TLSv1.3" 0x0304; 0 otherwise. */
+unsigned tls_version_value(const char *text);
+/* tls { }, tls_certificate and auth { } into conf (security.c). */
+void copy_security(cfg_t *cfg, struct config *conf, const struct load_ctx *ctx);
+void free_security(struct config *conf);
+
 /* A list setting's strings, copied: *n of them, then NULL. free_list() takes them back. */
 char **copy_list(cfg_t *sec, const char *name, size_t *n);
 void free_list(char **v, size_t n);
@@ -123,6 +133,9 @@ struct load_ctx {
 	size_t nlisteners;
 	struct seen_key *keys; /* where each dkim_key's key file is named */
 	size_t nkeys;
+	struct seen_key *certs; /* where each tls_certificate's file is named */
+	size_t ncerts;
+	char *users_where; /* where auth.users_file is set */
 };
 
 void load_error_at(struct load_ctx *, const char *file, int line, const char *fmt, ...)

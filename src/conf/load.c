@@ -59,6 +59,12 @@ ctx_free(struct load_ctx *ctx)
 		free(ctx->keys[i].where);
 	}
 	free(ctx->keys);
+	for (size_t i = 0; i < ctx->ncerts; i++) {
+		free(ctx->certs[i].title);
+		free(ctx->certs[i].where);
+	}
+	free(ctx->certs);
+	free(ctx->users_where);
 	for (size_t i = 0; i < ctx->nlisteners; i++) {
 		free(ctx->listeners[i].title);
 		free(ctx->listeners[i].where.file);
@@ -173,6 +179,8 @@ add_listener(struct config *conf, const char *name, const char *address)
 	l->name = xstrdup(name);
 	l->address = xstrdup(address);
 	l->dkim_sign = DEF_LISTENER_DKIM_SIGN;
+	l->starttls = DEF_LISTENER_STARTTLS;
+	l->auth_without_tls = DEF_LISTENER_AUTH_WITHOUT_TLS;
 	conf->nlisteners++;
 	return l;
 }
@@ -193,6 +201,11 @@ copy_listeners(cfg_t *cfg, struct config *conf)
 
 		if (l == NULL)
 			continue;
+		l->role = role_value(cfg_getstr(sec, "role")) < 0
+		              ? ROLE_MX
+		              : (enum listener_role)role_value(cfg_getstr(sec, "role"));
+		l->starttls = cfg_getbool(sec, "starttls") == cfg_true;
+		l->auth_without_tls = cfg_getbool(sec, "auth_without_tls") == cfg_true;
 		l->dkim_sign = cfg_getbool(sec, "dkim_sign") == cfg_true;
 		for (unsigned j = 0; j < cfg_size(sec, "verify"); j++)
 			l->verify |= verify_value(cfg_getnstr(sec, "verify", j));
@@ -378,6 +391,20 @@ check_across(struct config *conf, struct load_ctx *ctx)
 			    "spool could not hold one message",
 			    msg, spool);
 	}
+	for (size_t i = 0; i < conf->nlisteners; i++) {
+		const struct listener_conf *l = &conf->listeners[i];
+
+		if (l->role == ROLE_SUBMISSIONS && conf->ntls_certificates == 0)
+			load_error_at(ctx, ctx->src != NULL ? conf->path : NULL, 0,
+			              "listener \"%s\".role: submissions speaks TLS from the first "
+			              "octet: it needs a tls_certificate section",
+			              l->name);
+		if (l->role != ROLE_MX && conf->auth.users_file == NULL)
+			load_error_at(ctx, ctx->src != NULL ? conf->path : NULL, 0,
+			              "listener \"%s\".role: %s requires AUTH: set auth.users_file",
+			              l->name,
+			              l->role == ROLE_SUBMISSION ? "submission" : "submissions");
+	}
 	if (conf->delivery.initial_connections > conf->delivery.max_connections) {
 		const struct where *wi =
 		    &ctx->where[setting_index("delivery", "initial_connections")];
@@ -467,6 +494,7 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 	copy_delivery(cfg, conf, ctx);
 	copy_routes(cfg, conf);
 	copy_dkim(cfg, conf, ctx);
+	copy_security(cfg, conf, ctx);
 
 	check_across(conf, ctx);
 	return conf;
@@ -544,5 +572,6 @@ config_free(struct config *conf)
 	}
 	free(conf->routes);
 	free_dkim(conf);
+	free_security(conf);
 	free(conf);
 }

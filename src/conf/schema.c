@@ -53,6 +53,9 @@ shown(const char *value, char *buf, size_t size)
 /* ---- Numeric settings: kind and bounds ---- */
 
 static const struct setting settings[] = {
+    {"auth", "failures_max", SETTING_COUNT, 1, 1000, NULL, NULL},
+    {"auth", "failure_window", SETTING_DURATION, 1, 7L * 24 * 3600, NULL, NULL},
+    {"auth", "block_time", SETTING_DURATION, 1, 7L * 24 * 3600, NULL, NULL},
     {"dkim_key", "expire", SETTING_DURATION, LIM_DKIM_EXPIRE_MIN, 366L * 24 * 3600,
      "no x=", "shorter expires before retried mail is delivered"},
     {NULL, "threads", SETTING_COUNT, 0, LIM_THREADS_MAX, NULL,
@@ -657,6 +660,120 @@ on_route_end(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* ---- tls { }, tls_certificate "name" { }, auth { } and the listener's role ---- */
+
+/* Where a file is named, for the errors found when it is read after the load. */
+static void
+remember_where(cfg_t *cfg, struct seen_key **list, size_t *n)
+{
+	const char *file;
+	int line;
+
+	if (current == NULL || cfg->title == NULL)
+		return;
+	locate(cfg, &file, &line);
+	*list = xrealloc(*list, (*n + 1) * sizeof(**list));
+	(*list)[*n].title = xstrdup(cfg->title);
+	(*list)[*n].where =
+	    file != NULL ? xasprintf("%s:%d", file, line) : xasprintf("line %d", line);
+	(*n)++;
+}
+
+static int
+on_certificate_file(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	on_nonempty(cfg, opt, value, result);
+	if (current != NULL && strcmp(opt->name, "certificate") == 0)
+		remember_where(cfg, &current->certs, &current->ncerts);
+	return 0;
+}
+
+static int
+on_users_file(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	const char *file;
+	int line;
+
+	*(const char **)result = value;
+	if (current == NULL)
+		return 0;
+	locate(cfg, &file, &line);
+	free(current->users_where);
+	current->users_where =
+	    file != NULL ? xasprintf("%s:%d", file, line) : xasprintf("line %d", line);
+	return 0;
+}
+
+static int
+on_rate(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+	struct rate_conf r;
+	const char *why;
+
+	*(const char **)result = value;
+	if (rate_parse_why(value, &r, &why) != 0) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
+	}
+	return 0;
+}
+
+static int
+on_role(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+
+	*(const char **)result = value;
+	if (role_value(value) < 0) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg, "%s: \"%s\": expected mx, submission or submissions", path,
+		       shown(value, v, sizeof(v)));
+	}
+	return 0;
+}
+
+static int
+on_tls_version(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (tls_version_value(value) == 0)
+		report(cfg,
+		       "tls.min_version: \"%s\": expected TLSv1.2 or TLSv1.3 (older versions "
+		       "are deprecated, RFC 8996)",
+		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+/* After a tls_certificate section is read (cfg is the top level, the section the last one). */
+static int
+on_tls_certificate_end(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+
+	if (sec == NULL)
+		return 0;
+	if (!title_valid(sec->title))
+		report(
+		    cfg,
+		    "tls_certificate \"%s\": the title must be 1 to 64 letters, digits, '-', '_' "
+		    "or '.'",
+		    sec->title);
+	if (cfg_getstr(sec, "certificate") == NULL)
+		report(cfg,
+		       "tls_certificate \"%s\".certificate: required, as in certificate = "
+		       "\"/etc/drover/tls/mta.example.com.pem\"",
+		       sec->title);
+	if (cfg_getstr(sec, "key") == NULL)
+		report(cfg,
+		       "tls_certificate \"%s\".key: required, as in key = "
+		       "\"/etc/drover/tls/mta.example.com.key\"",
+		       sec->title);
+	return 0;
+}
+
 /* ---- dkim { }, dkim_key "name" { } and the listener's authentication settings ---- */
 
 /* A selector: DNS labels of letters, digits, '-' and '_' (RFC 6376 §3.1). */
@@ -845,8 +962,34 @@ static cfg_opt_t spool_opts[] = {
 
 static cfg_opt_t listener_opts[] = {
     CFG_STR_CB("address", NULL, CFGF_NODEFAULT, on_listener_address),
+    CFG_STR_CB("role", DEF_LISTENER_ROLE, CFGF_NONE, on_role),
+    CFG_BOOL_CB("starttls", DEF_LISTENER_STARTTLS ? cfg_true : cfg_false, CFGF_NONE, on_bool),
+    CFG_BOOL_CB("auth_without_tls", DEF_LISTENER_AUTH_WITHOUT_TLS ? cfg_true : cfg_false, CFGF_NONE,
+                on_bool),
     CFG_BOOL_CB("dkim_sign", DEF_LISTENER_DKIM_SIGN ? cfg_true : cfg_false, CFGF_NONE, on_bool),
     CFG_STR_LIST_CB("verify", DEF_LISTENER_VERIFY, CFGF_NONE, on_verify),
+    CFG_END(),
+};
+
+static cfg_opt_t tls_opts[] = {
+    CFG_STR_CB("min_version", DEF_TLS_MIN_VERSION, CFGF_NONE, on_tls_version),
+    CFG_STR("ciphers", "", CFGF_NONE),
+    CFG_END(),
+};
+
+static cfg_opt_t tls_certificate_opts[] = {
+    CFG_STR_CB("certificate", NULL, CFGF_NODEFAULT, on_certificate_file),
+    CFG_STR_CB("key", NULL, CFGF_NODEFAULT, on_certificate_file),
+    CFG_END(),
+};
+
+static cfg_opt_t auth_opts[] = {
+    CFG_STR_CB("users_file", "", CFGF_NONE, on_users_file),
+    CFG_INT_CB("failures_max", DEF_AUTH_FAILURES_MAX, CFGF_NONE, on_number),
+    CFG_INT_CB("failure_window", DEF_AUTH_FAILURE_WINDOW, CFGF_NONE, on_number),
+    CFG_INT_CB("block_time", DEF_AUTH_BLOCK_TIME, CFGF_NONE, on_number),
+    CFG_STR_CB("user_rate", DEF_RATE, CFGF_NONE, on_rate),
+    CFG_STR_CB("client_rate", DEF_RATE, CFGF_NONE, on_rate),
     CFG_END(),
 };
 
@@ -933,6 +1076,9 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("smtp", smtp_opts, CFGF_NONE),
     CFG_SEC("delivery", delivery_opts, CFGF_NONE),
     CFG_SEC("route", route_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("tls", tls_opts, CFGF_NONE),
+    CFG_SEC("tls_certificate", tls_certificate_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("auth", auth_opts, CFGF_NONE),
     CFG_SEC("dkim", dkim_opts, CFGF_NONE),
     CFG_SEC("dkim_key", dkim_key_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),
@@ -953,6 +1099,7 @@ schema_new(struct load_ctx *ctx)
 	cfg_set_validate_func(cfg, "listener", on_listener_end);
 	cfg_set_validate_func(cfg, "route", on_route_end);
 	cfg_set_validate_func(cfg, "dkim_key", on_dkim_key_end);
+	cfg_set_validate_func(cfg, "tls_certificate", on_tls_certificate_end);
 	return cfg;
 }
 

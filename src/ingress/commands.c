@@ -30,6 +30,7 @@ static void cmd_noop(struct session *, const struct smtp_command *);
 static void cmd_quit(struct session *, const struct smtp_command *);
 static void cmd_vrfy(struct session *, const struct smtp_command *);
 static void cmd_help(struct session *, const struct smtp_command *);
+static void cmd_starttls(struct session *, const struct smtp_command *);
 static void cmd_not_implemented(struct session *, const struct smtp_command *);
 
 static const struct command commands[] = {
@@ -46,7 +47,7 @@ static const struct command commands[] = {
     {SMTP_VRFY, IN_SESSION, NULL, cmd_vrfy},
     {SMTP_HELP, IN_SESSION, NULL, cmd_help},
     {SMTP_EXPN, IN_SESSION, NULL, cmd_not_implemented},
-    {SMTP_STARTTLS, IN_SESSION, NULL, cmd_not_implemented},
+    {SMTP_STARTTLS, IN_SESSION, NULL, cmd_starttls},
     {SMTP_AUTH, IN_SESSION, NULL, cmd_not_implemented},
 };
 
@@ -125,6 +126,41 @@ transaction_reset(struct session *s)
 	memset(t, 0, sizeof(*t));
 }
 
+/* STARTTLS is offered in clear on a listener that allows it, when there is a certificate. */
+static bool
+session_offers_starttls(const struct session *s)
+{
+	return s->ssl == NULL && s->listener->starttls && s->worker->ingress->tls != NULL;
+}
+
+static void
+cmd_starttls(struct session *s, const struct smtp_command *cmd)
+{
+	if (cmd->args[0] != '\0') {
+		refuse(s, "STARTTLS", NULL, true, "501 5.5.4 Error: STARTTLS takes no parameters");
+		return;
+	}
+	if (s->ssl != NULL) {
+		refuse(s, "STARTTLS", NULL, true, "503 5.5.1 Error: TLS is already active");
+		return;
+	}
+	if (!session_offers_starttls(s)) {
+		refuse(s, "STARTTLS", NULL, true, "502 5.5.1 Error: STARTTLS is not offered here");
+		return;
+	}
+	if (!s->esmtp) {
+		refuse(s, "STARTTLS", NULL, true, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->state != S_READY) {
+		refuse(s, "STARTTLS", NULL, true,
+		       "503 5.5.1 Error: STARTTLS is not allowed in a mail transaction");
+		return;
+	}
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	session_starttls(s);
+}
+
 static void
 cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 {
@@ -156,6 +192,8 @@ cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 	}
 	session_reply(s, "250-%s Hello %s [%s]", cfg->hostname, s->helo, s->peer_ip);
 	session_reply(s, "250-PIPELINING");
+	if (session_offers_starttls(s))
+		session_reply(s, "250-STARTTLS");
 	session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->smtp.max_message_size);
 	session_reply(s, "250-8BITMIME");
 	session_reply(s, "250-SMTPUTF8");

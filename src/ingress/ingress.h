@@ -55,6 +55,11 @@ void ingress_stats(struct ingress *, struct ingress_stats *);
  * keys failed (each is logged). */
 unsigned ingress_reload_keys(struct ingress *);
 
+/* Reads every tls_certificate again (SIGHUP). On error (logged) the old ones stay. 0 or -1. */
+int ingress_reload_certificates(struct ingress *);
+/* For check-config: every tls_certificate can be used. 0, or -1 with "file:line: ..." in err. */
+int tls_check_config(const struct config *, char *err, size_t errlen);
+
 /* ---- DKIM signing at reception (signing.c) ----
  *
  * The keys of the configuration's dkim_key sections and the choice of keys per message

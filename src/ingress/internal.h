@@ -9,6 +9,8 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "conf/conf.h"
 #include "core/core.h"
 #include "auth/auth.h"
@@ -107,10 +109,15 @@ struct session {
 	bool discarding_line; /* inside an over-long command line */
 	unsigned errors;
 	char *helo;
-	uint64_t id; /* session number, for logs */
+	char *auth_user; /* after a successful AUTH, NULL before */
+	uint64_t id;     /* session number, for logs */
 	struct transaction txn;
-	unsigned refs; /* the session plus pending spool callbacks */
-	bool freed;    /* connection gone; free when refs drops to zero */
+	SSL *ssl;            /* TLS (tls.c), NULL in clear */
+	bool handshaking;    /* the TLS handshake is in progress: no SMTP yet */
+	bool starttls_after; /* STARTTLS answered: the handshake starts once the 220 is out */
+	char tls_info[160];  /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
+	unsigned refs;       /* the session plus pending spool callbacks */
+	bool freed;          /* connection gone; free when refs drops to zero */
 };
 
 /* server.c */
@@ -130,6 +137,7 @@ struct ingress {
 	unsigned nworkers, next_worker;
 	struct client_table *clients;
 	struct dkim_signing *signing; /* the DKIM keys (signing.c) */
+	struct tls_server *tls;       /* the certificates (tls.c), NULL: no TLS */
 	struct dmarc_psl *psl;        /* the Public Suffix List, for verify = { "dmarc" } */
 	atomic_uint_fast64_t sessions_total, messages_accepted, messages_rejected, session_seq;
 };
@@ -142,6 +150,18 @@ int client_table_enter(struct client_table *, const struct sockaddr *addr, unsig
                        unsigned max_per_ip, const char **why);
 void client_table_leave(struct client_table *, const struct sockaddr *addr);
 unsigned client_table_total(struct client_table *);
+
+/* tls.c: the certificates, chosen by SNI; reloaded on SIGHUP. new: NULL with err if a file
+ * cannot be used (and NULL without error when there is no tls_certificate). */
+struct tls_server;
+struct tls_server *tls_server_new(const struct config *, char *err, size_t errlen);
+int tls_server_reload(struct tls_server *, char *err, size_t errlen);
+void tls_server_free(struct tls_server *);
+/* A server-side SSL on fd, in accept state. */
+SSL *tls_server_session(struct tls_server *, int fd);
+
+/* session.c: STARTTLS was accepted: the handshake starts once the 220 is written. */
+void session_starttls(struct session *);
 
 /* verify.c: a message's checks. begin: NULL when the listener checks nothing. finish: cb
  * gets the Authentication-Results field (malloc'd, the callee's), now or later from the

@@ -17,9 +17,14 @@
 static const char *
 message_protocol(const struct session *s)
 {
+	bool tls = s->ssl != NULL, auth = s->auth_user != NULL;
+
+	/* RFC 3848 (S: TLS, A: authenticated) and RFC 6531 for SMTPUTF8. */
 	if (s->txn.mail.smtputf8)
-		return "UTF8SMTP";
-	return s->esmtp ? "ESMTP" : "SMTP";
+		return auth ? (tls ? "UTF8SMTPSA" : "UTF8SMTPA") : (tls ? "UTF8SMTPS" : "UTF8SMTP");
+	if (!s->esmtp)
+		return "SMTP";
+	return auth ? (tls ? "ESMTPSA" : "ESMTPA") : (tls ? "ESMTPS" : "ESMTP");
 }
 
 static void
@@ -31,6 +36,8 @@ message_add_received(struct session *s)
 	time_rfc5322(time_now_us(), date, sizeof(date));
 	evbuffer_add_printf(t->body, "Received: from %s (%s%s%s%s)\r\n", s->helo, "[",
 	                    s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->peer_ip, "]");
+	if (s->ssl != NULL)
+		evbuffer_add_printf(t->body, "\t(using %s)\r\n", s->tls_info);
 	evbuffer_add_printf(t->body, "\tby %s (%s) with %s id %s", s->cfg->hostname, DROVER_NAME,
 	                    message_protocol(s), spool_message_id(t->msg));
 	/* "for" names the recipient only when there is one: listing several would disclose

@@ -222,6 +222,7 @@ workers_free(struct ingress *in)
 	free(in->workers);
 	client_table_free(in->clients);
 	dkim_signing_free(in->signing);
+	tls_server_free(in->tls);
 	dmarc_psl_free(in->psl);
 	free(in);
 }
@@ -239,6 +240,12 @@ ingress_start(struct event_base *base, const struct config *cfg, struct spool *s
 	in->log = log;
 	in->hooks = hooks;
 	in->clients = client_table_new();
+	if (cfg->ntls_certificates > 0) {
+		in->tls = tls_server_new(cfg, err, errlen);
+		if (in->tls == NULL)
+			goto fail;
+		log_info("TLS: %zu certificates", cfg->ntls_certificates);
+	}
 	if (cfg->ndkim_keys > 0) {
 		char kerr[4096];
 		unsigned nbad;
@@ -323,4 +330,19 @@ unsigned
 ingress_reload_keys(struct ingress *in)
 {
 	return in->signing != NULL ? dkim_signing_reload(in->signing) : 0;
+}
+
+int
+ingress_reload_certificates(struct ingress *in)
+{
+	char err[1024];
+
+	if (in->tls == NULL)
+		return 0;
+	if (tls_server_reload(in->tls, err, sizeof(err)) < 0) {
+		log_error("TLS: certificates not reloaded, the old ones stay: %s", err);
+		return -1;
+	}
+	log_info("TLS: %zu certificates reloaded", in->cfg->ntls_certificates);
+	return 0;
 }

@@ -26,6 +26,8 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "ingress/internal.h"
 
@@ -40,6 +42,9 @@
 #define SESSION_OUTPUT_MAX (64 * 1024)
 
 static void session_read_cb(evutil_socket_t, short, void *);
+static void session_tls_begin(struct session *);
+static void session_tls_continue(struct session *);
+static void session_flush_arm(struct session *);
 static void session_write_cb(evutil_socket_t, short, void *);
 static void session_flush(struct session *);
 
@@ -105,8 +110,13 @@ session_start(struct worker *w, int fd, const struct sockaddr *peer, socklen_t l
 	          listener->name);
 	session_read_on(s);
 	session_ref(s);
-	session_reply(s, "220 %s ESMTP %s", cfg->hostname, DROVER_NAME);
-	session_flush(s);
+	if (listener->role == ROLE_SUBMISSIONS) {
+		/* RFC 8314: TLS from the first octet; the greeting comes after the handshake. */
+		session_tls_begin(s);
+	} else {
+		session_reply(s, "220 %s ESMTP %s", cfg->hostname, DROVER_NAME);
+		session_flush(s);
+	}
 	session_unref(s);
 }
 
@@ -123,6 +133,7 @@ session_unref(struct session *s)
 		return;
 	transaction_reset(s);
 	free(s->helo);
+	free(s->auth_user);
 	free(s);
 }
 
@@ -136,6 +147,14 @@ session_kill(struct session *s)
 		return;
 	s->freed = true;
 	log_debug("session %llu: disconnect [%s]", (unsigned long long)s->id, s->peer_ip);
+	if (s->ssl != NULL) {
+		/* A close_notify if the socket takes it; never waiting for the client's. */
+		if (!s->handshaking)
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		ERR_clear_error();
+	}
 	event_free(s->ev_read);
 	event_free(s->ev_write);
 	evbuffer_free(s->in);
@@ -277,7 +296,8 @@ session_process(struct session *s)
 	while (!s->freed) {
 		enum session_state before = s->state;
 
-		if (s->state == S_COMMIT || s->state == S_VERIFY || s->state == S_CLOSING)
+		if (s->state == S_COMMIT || s->state == S_VERIFY || s->state == S_CLOSING ||
+		    s->starttls_after || s->handshaking)
 			return;
 		/* Stopping: a message whose data was arriving has been finished (committed or
 		 * refused); now the session goes. */
@@ -299,6 +319,144 @@ session_process(struct session *s)
 	}
 }
 
+/* ---- TLS ---- */
+
+/* Writes the output through TLS as far as the socket takes it. 0, or -1: the connection is
+ * broken. */
+static int
+session_tls_write(struct session *s)
+{
+	while (evbuffer_get_length(s->out) > 0) {
+		struct evbuffer_iovec v;
+		int n;
+
+		if (evbuffer_peek(s->out, -1, NULL, &v, 1) < 1)
+			return 0;
+		ERR_clear_error();
+		n = SSL_write(s->ssl, v.iov_base,
+		              v.iov_len > INT32_MAX ? INT32_MAX : (int)v.iov_len);
+		if (n > 0) {
+			evbuffer_drain(s->out, (size_t)n);
+			continue;
+		}
+		switch (SSL_get_error(s->ssl, n)) {
+		case SSL_ERROR_WANT_WRITE:
+		case SSL_ERROR_WANT_READ: /* a TLS 1.3 key update in progress: the read resumes it
+		                           */
+			return 0;
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Reads through TLS into v. The number of octets, 0 when nothing is there now, -1 at the end
+ * of the connection or on an error. */
+static ssize_t
+session_tls_read(struct session *s, void *buf, size_t len)
+{
+	int n;
+
+	ERR_clear_error();
+	n = SSL_read(s->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(s->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		session_flush_arm(s);
+		return 0;
+	default:
+		return -1; /* close_notify, a reset, a bad record */
+	}
+}
+
+/* The socket must tell us when it takes more output (TLS wants to write). */
+static void
+session_flush_arm(struct session *s)
+{
+	struct timeval tv = {.tv_sec = s->cfg->smtp.command_timeout_s};
+
+	if (!s->writing) {
+		event_add(s->ev_write, &tv);
+		s->writing = true;
+	}
+}
+
+/* STARTTLS accepted (its 220 is queued): what the client sent after the command is dropped,
+ * never run under TLS (RFC 3207 §6; the STARTTLS injection of CVE-2011-0411), and the
+ * handshake starts once the 220 is written. */
+void
+session_starttls(struct session *s)
+{
+	evbuffer_drain(s->in, evbuffer_get_length(s->in));
+	s->starttls_after = true;
+}
+
+static void
+session_tls_begin(struct session *s)
+{
+	s->starttls_after = false;
+	s->ssl = tls_server_session(s->worker->ingress->tls, s->fd);
+	if (s->ssl == NULL) {
+		log_error("session %llu: cannot start TLS", (unsigned long long)s->id);
+		session_kill(s);
+		return;
+	}
+	s->handshaking = true;
+	session_read_on(s);
+	session_tls_continue(s);
+}
+
+static void
+session_tls_continue(struct session *s)
+{
+	char reason[200];
+	int rc;
+
+	ERR_clear_error();
+	rc = SSL_do_handshake(s->ssl);
+	if (rc == 1) {
+		const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
+		int alg = 0, bits = SSL_CIPHER_get_bits(c, &alg);
+
+		s->handshaking = false;
+		snprintf(s->tls_info, sizeof(s->tls_info), "%s with cipher %s (%d/%d bits)",
+		         SSL_get_version(s->ssl), SSL_CIPHER_get_name(c), bits, alg);
+		log_debug("session %llu: TLS %s", (unsigned long long)s->id, s->tls_info);
+		if (s->writing)
+			event_del(s->ev_write);
+		s->writing = false;
+		/* RFC 3207 §4.2: everything learnt before TLS is forgotten; EHLO comes again. */
+		transaction_reset(s);
+		free(s->helo);
+		s->helo = NULL;
+		s->esmtp = false;
+		s->state = S_CONNECTED;
+		session_read_on(s);
+		if (s->listener->role == ROLE_SUBMISSIONS)
+			session_reply(s, "220 %s ESMTP %s", s->cfg->hostname, DROVER_NAME);
+		session_flush(s);
+		return;
+	}
+	switch (SSL_get_error(s->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		return; /* the read event brings the client's next flight */
+	case SSL_ERROR_WANT_WRITE:
+		session_flush_arm(s);
+		return;
+	default:
+		ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
+		log_info("session %llu: TLS handshake with [%s] failed: %s",
+		         (unsigned long long)s->id, s->peer_ip,
+		         ERR_peek_last_error() != 0 ? reason : "connection closed");
+		session_reject_event(s, "STARTTLS", NULL, "TLS handshake failed");
+		session_kill(s);
+	}
+}
+
 /* Writes what is queued, as far as the socket takes it; arms the write event for the rest.
  * A closing session goes once everything is out. */
 static void
@@ -306,8 +464,13 @@ session_flush(struct session *s)
 {
 	if (s->freed)
 		return;
-	if (evbuffer_get_length(s->out) > 0 && evbuffer_write(s->out, s->fd) < 0 &&
-	    errno != EAGAIN && errno != EINTR) {
+	if (s->ssl != NULL && !s->handshaking) {
+		if (session_tls_write(s) < 0) {
+			session_kill(s);
+			return;
+		}
+	} else if (evbuffer_get_length(s->out) > 0 && evbuffer_write(s->out, s->fd) < 0 &&
+	           errno != EAGAIN && errno != EINTR) {
 		session_kill(s); /* the client is gone: EPIPE, ECONNRESET */
 		return;
 	}
@@ -317,6 +480,8 @@ session_flush(struct session *s)
 		s->writing = false;
 		if (s->state == S_CLOSING)
 			session_kill(s);
+		else if (s->starttls_after)
+			session_tls_begin(s);
 		return;
 	}
 	if (!s->writing) {
@@ -376,7 +541,16 @@ session_read_input(struct session *s)
 			fatal("session: out of memory");
 		if (v.iov_len > SESSION_READ_SIZE)
 			v.iov_len = SESSION_READ_SIZE;
-		n = recv(s->fd, v.iov_base, v.iov_len, 0);
+		if (s->ssl != NULL) {
+			n = session_tls_read(s, v.iov_base, v.iov_len);
+			if (n == 0) {
+				v.iov_len = 0;
+				evbuffer_commit_space(s->in, &v, 1);
+				return true;
+			}
+		} else {
+			n = recv(s->fd, v.iov_base, v.iov_len, 0);
+		}
 		if (n > 0) {
 			size_t want = v.iov_len;
 			v.iov_len = (size_t)n;
@@ -392,6 +566,15 @@ session_read_input(struct session *s)
 		return false;
 	}
 	return true;
+}
+
+/* TLS may hold decrypted input the socket no longer signals (a read stopped at its bound):
+ * run the read callback again for it. */
+static void
+session_tls_pending(struct session *s)
+{
+	if (!s->freed && s->ssl != NULL && !s->handshaking && s->reading && SSL_pending(s->ssl) > 0)
+		event_active(s->ev_read, EV_READ, 0);
 }
 
 static void
@@ -410,6 +593,16 @@ session_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 
 	session_ref(s);
+	if (s->handshaking) {
+		if (what & EV_TIMEOUT)
+			session_kill(s); /* no SMTP to say it in */
+		else
+			session_tls_continue(s);
+		if (!s->handshaking && !s->freed && evbuffer_get_length(s->in) == 0)
+			session_tls_pending(s);
+		session_unref(s);
+		return;
+	}
 	if (what & EV_TIMEOUT) {
 		if (s->state != S_CLOSING && s->state != S_COMMIT && s->state != S_VERIFY)
 			session_timed_out(s);
@@ -425,6 +618,7 @@ session_read_cb(evutil_socket_t fd, short what, void *arg)
 	} else
 		session_process(s);
 	session_flush(s);
+	session_tls_pending(s);
 	session_unref(s);
 }
 
@@ -436,6 +630,8 @@ session_write_cb(evutil_socket_t fd, short what, void *arg)
 	session_ref(s);
 	if (what & EV_TIMEOUT)
 		session_kill(s); /* not reading its replies */
+	else if (s->handshaking)
+		session_tls_continue(s);
 	else {
 		session_flush(s);
 		/* Reading was paused for a client that did not read its replies. */
