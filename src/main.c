@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "access/access.h"
 #include "auth/auth.h"
 #include "conf/conf.h"
 #include "core/core.h"
@@ -54,6 +55,8 @@ usage(FILE *out)
 	    "  auth check --from ADDR [--source NAME|IP] [--config FILE] [--dns HOST@PORT]\n"
 	    "                             will mail from ADDR pass SPF, DKIM and DMARC? (live "
 	    "DNS)\n"
+	    "  user add NAME [--method M] [--domains D,D]\n"
+	    "                             hash the password on stdin: a line for auth.users_file\n"
 	    "  help                       this list\n"
 	    "  version                    print the version\n"
 	    "\n"
@@ -191,6 +194,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	if (srv->ingress != NULL) {
 		ingress_reload_keys(srv->ingress);
 		ingress_reload_certificates(srv->ingress);
+		ingress_reload_users(srv->ingress);
 	}
 	/* The DNS may have been fixed (or broken) since: check the signing domains again. */
 	if (preflight_background_running(srv->preflight)) {
@@ -314,6 +318,17 @@ cmd_check_config(struct options *o)
 	cfg = load_config(path);
 	if (cfg == NULL)
 		return 1;
+	if (cfg->auth.users_file != NULL) {
+		char err[2048];
+		struct access_users *u = access_users_load(cfg->auth.users_file, err, sizeof(err));
+
+		if (u == NULL) {
+			fprintf(stderr, "%s: auth.users_file: %s\n", cfg->auth.users_where, err);
+			config_free(cfg);
+			return 1;
+		}
+		access_users_unref(u);
+	}
 	{
 		char err[2048];
 
@@ -522,6 +537,59 @@ cmd_queue(struct options *o)
 	return rc;
 }
 
+/* drover user add NAME [--method yescrypt|bcrypt|sha512-crypt] [--domains D,D]: reads the
+ * password from standard input (its first line) and prints the users-file line. */
+static int
+cmd_user(int argc, char **argv)
+{
+	const char *method_name = "yescrypt", *domains = NULL;
+	enum access_hash_method method;
+	char password[ACCESS_PASSWORD_MAX + 2], hash[ACCESS_HASH_MAX + 1], err[256];
+	size_t len;
+
+	if (argc < 2 || strcmp(argv[0], "add") != 0)
+		goto usage;
+	for (int i = 2; i < argc; i++) {
+		const char **o = strcmp(argv[i], "--method") == 0    ? &method_name
+		                 : strcmp(argv[i], "--domains") == 0 ? &domains
+		                                                     : NULL;
+		if (o == NULL || i + 1 >= argc)
+			goto usage;
+		*o = argv[++i];
+	}
+	if (strlen(argv[1]) == 0 || strlen(argv[1]) > ACCESS_NAME_MAX ||
+	    strpbrk(argv[1], ": \t") != NULL) {
+		fprintf(stderr,
+		        "drover: user name \"%s\": 1 to %d printable characters, no ':' or "
+		        "space\n",
+		        argv[1], ACCESS_NAME_MAX);
+		return 2;
+	}
+	if (access_hash_method_parse(method_name, &method) < 0) {
+		fprintf(stderr, "drover: --method %s: expected yescrypt, bcrypt or sha512-crypt\n",
+		        method_name);
+		return 2;
+	}
+	if (fgets(password, sizeof(password), stdin) == NULL) {
+		fprintf(stderr, "drover: no password on standard input\n");
+		return 2;
+	}
+	len = strcspn(password, "\r\n");
+	password[len] = '\0';
+	if (access_hash_password(password, method, hash, sizeof(hash), err, sizeof(err)) < 0) {
+		explicit_bzero(password, sizeof(password));
+		fprintf(stderr, "drover: %s\n", err);
+		return 1;
+	}
+	explicit_bzero(password, sizeof(password));
+	printf("%s:%s%s%s\n", argv[1], hash, domains != NULL ? ":" : "", domains ? domains : "");
+	return 0;
+usage:
+	fprintf(stderr, "usage: echo PASSWORD | drover user add NAME [--method "
+	                "yescrypt|bcrypt|sha512-crypt] [--domains DOMAIN,DOMAIN]\n");
+	return 2;
+}
+
 struct auth_check_state {
 	bool done;
 	int rc;
@@ -682,6 +750,8 @@ main(int argc, char **argv)
 		return cmd_dkim(argc - 2, argv + 2);
 	if (argc > 1 && strcmp(argv[1], "auth") == 0)
 		return cmd_auth(argc - 2, argv + 2);
+	if (argc > 1 && strcmp(argv[1], "user") == 0)
+		return cmd_user(argc - 2, argv + 2);
 	if (parse_options(argc - 1, argv + 1, &o) < 0) {
 		usage(stderr);
 		return 2;

@@ -48,7 +48,7 @@ static const struct command commands[] = {
     {SMTP_HELP, IN_SESSION, NULL, cmd_help},
     {SMTP_EXPN, IN_SESSION, NULL, cmd_not_implemented},
     {SMTP_STARTTLS, IN_SESSION, NULL, cmd_starttls},
-    {SMTP_AUTH, IN_SESSION, NULL, cmd_not_implemented},
+    {SMTP_AUTH, IN_SESSION, NULL, cmd_auth},
 };
 
 /* Refuses a command with a reply that is logged; client errors also count towards
@@ -194,6 +194,8 @@ cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 	session_reply(s, "250-PIPELINING");
 	if (session_offers_starttls(s))
 		session_reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		session_reply(s, "250-AUTH PLAIN LOGIN");
 	session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->smtp.max_message_size);
 	session_reply(s, "250-8BITMIME");
 	session_reply(s, "250-SMTPUTF8");
@@ -245,6 +247,26 @@ cmd_mail(struct session *s, const struct smtp_command *cmd)
 		       (unsigned long long)mp.size,
 		       (unsigned long long)s->cfg->smtp.max_message_size);
 		return;
+	}
+	if (s->listener->role != ROLE_MX && s->auth_user == NULL) {
+		refuse(s, "MAIL", path.mailbox, false, "530 5.7.0 Error: authentication required");
+		return;
+	}
+	if (!path.null && s->auth_user != NULL &&
+	    !auth_may_send_from(
+	        s, strrchr(path.mailbox, '@') != NULL ? strrchr(path.mailbox, '@') + 1 : NULL)) {
+		refuse(s, "MAIL", path.mailbox, false,
+		       "553 5.7.1 Error: <%s>: sender address not owned by user %s", path.mailbox,
+		       s->auth_user);
+		return;
+	}
+	{
+		char reply[256];
+
+		if (auth_rate_check(s, reply, sizeof(reply)) < 0) {
+			refuse(s, "MAIL", path.mailbox, false, "%s", reply);
+			return;
+		}
 	}
 	s->txn.sender = xstrdup(path.null ? "" : path.mailbox);
 	s->txn.mail = mp;

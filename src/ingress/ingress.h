@@ -55,6 +55,8 @@ void ingress_stats(struct ingress *, struct ingress_stats *);
  * keys failed (each is logged). */
 unsigned ingress_reload_keys(struct ingress *);
 
+/* Reads auth.users_file again (SIGHUP). On error (logged) the old table stays. 0 or -1. */
+int ingress_reload_users(struct ingress *);
 /* Reads every tls_certificate again (SIGHUP). On error (logged) the old ones stay. 0 or -1. */
 int ingress_reload_certificates(struct ingress *);
 /* For check-config: every tls_certificate can be used. 0, or -1 with "file:line: ..." in err. */

@@ -13,6 +13,7 @@
 
 #include "conf/conf.h"
 #include "core/core.h"
+#include "access/access.h"
 #include "auth/auth.h"
 #include "ingress/ingress.h"
 #include "smtp/smtp.h"
@@ -37,6 +38,7 @@ enum session_state {
 	S_RCPT,      /* at least one recipient accepted */
 	S_DATA,      /* reading DATA content */
 	S_BDAT,      /* reading a BDAT chunk */
+	S_AUTH,      /* AUTH: waiting for the password check or the failure delay */
 	S_VERIFY,    /* end of data: waiting for SPF, DKIM, DMARC (input is not read) */
 	S_COMMIT,    /* waiting for the spool (no input is read meanwhile) */
 	S_CLOSING,   /* final reply queued, closing once it is written */
@@ -89,6 +91,8 @@ struct transaction {
 	size_t auth_fed;    /* octets of body signer and checks have seen (not our Received:) */
 	char *auth_results; /* the Authentication-Results field, once checked */
 	bool verify_now;    /* inside auth_verify_finish(): its callback is not from the loop */
+	bool from_checked;  /* the header From was checked against the user's domains */
+	const char *from_refusal; /* the 553 for a From the user may not use, NULL if fine */
 };
 
 struct session {
@@ -110,7 +114,19 @@ struct session {
 	unsigned errors;
 	char *helo;
 	char *auth_user; /* after a successful AUTH, NULL before */
-	uint64_t id;     /* session number, for logs */
+	struct {
+		enum {
+			AUTH_STEP_NONE,
+			AUTH_STEP_PLAIN,
+			AUTH_STEP_LOGIN_USER,
+			AUTH_STEP_LOGIN_PASSWORD
+		} step;
+		const char *mechanism;
+		char *name, *password;         /* being collected; the password wiped when used */
+		struct access_verify *pending; /* the check on a verifier thread */
+		struct event *delay;           /* the failure delay before 535 */
+	} auth;
+	uint64_t id; /* session number, for logs */
 	struct transaction txn;
 	SSL *ssl;            /* TLS (tls.c), NULL in clear */
 	bool handshaking;    /* the TLS handshake is in progress: no SMTP yet */
@@ -138,7 +154,13 @@ struct ingress {
 	struct client_table *clients;
 	struct dkim_signing *signing; /* the DKIM keys (signing.c) */
 	struct tls_server *tls;       /* the certificates (tls.c), NULL: no TLS */
-	struct dmarc_psl *psl;        /* the Public Suffix List, for verify = { "dmarc" } */
+	/* AUTH and limits (auth.c) */
+	pthread_mutex_t users_lock;
+	struct access_users *users; /* under users_lock; NULL: no AUTH */
+	struct access_verifier *verifier;
+	struct access_authfail *authfail;
+	struct access_limiter *user_limiter, *client_limiter;
+	struct dmarc_psl *psl; /* the Public Suffix List, for verify = { "dmarc" } */
 	atomic_uint_fast64_t sessions_total, messages_accepted, messages_rejected, session_seq;
 };
 
@@ -160,8 +182,25 @@ void tls_server_free(struct tls_server *);
 /* A server-side SSL on fd, in accept state. */
 SSL *tls_server_session(struct tls_server *, int fd);
 
+/* session.c: writes what is queued as far as the socket takes it (the rest when it can). */
+void session_flush(struct session *);
 /* session.c: STARTTLS was accepted: the handshake starts once the 220 is written. */
 void session_starttls(struct session *);
+
+/* auth.c */
+int auth_server_init(struct ingress *, char *err, size_t errlen);
+void auth_server_free(struct ingress *);
+bool auth_offered(const struct session *);
+/* At connect: a client address blocked for failed AUTH gets its 421 (true: close). */
+bool auth_blocked_at_connect(struct session *);
+void cmd_auth(struct session *, const struct smtp_command *);
+/* A line of the SASL exchange (auth.step != AUTH_STEP_NONE); it is wiped afterwards. */
+void auth_line(struct session *, char *line, size_t len);
+/* The connection is going: cancel the check and the delay, wipe what was collected. */
+void auth_session_end(struct session *);
+/* MAIL: the user's and the client's message rates. 0, or -1 with the 450 reply. */
+int auth_rate_check(struct session *, char *reply, size_t size);
+bool auth_may_send_from(struct session *, const char *domain);
 
 /* verify.c: a message's checks. begin: NULL when the listener checks nothing. finish: cb
  * gets the Authentication-Results field (malloc'd, the callee's), now or later from the

@@ -185,6 +185,36 @@ message_auth_feed(struct transaction *t)
 	}
 }
 
+/* An authenticated user limited to some sender domains may use them in the header From too,
+ * not only in MAIL FROM: checked once, on the header section at the start of the body (before
+ * its first chunk leaves for the spool). */
+static void
+message_check_header_from(struct session *s)
+{
+	struct transaction *t = &s->txn;
+	size_t len = evbuffer_get_length(t->body) - t->header_len;
+	char domain[DNS_NAME_MAX + 1];
+	struct evbuffer_ptr pos;
+	char *head;
+
+	if (t->from_checked || s->auth_user == NULL)
+		return;
+	t->from_checked = true;
+	if (len > DKIM_HEADERS_MAX)
+		len = DKIM_HEADERS_MAX;
+	head = xmalloc(len + 1);
+	evbuffer_ptr_set(t->body, &pos, t->header_len, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(t->body, &pos, head, len);
+	head[len] = '\0';
+	if (dmarc_from_domain(head, len, domain, NULL, 0) != 0) {
+		if (!auth_may_send_from(s, NULL))
+			t->from_refusal =
+			    "553 5.7.1 Error: the message needs one From address in one domain";
+	} else if (!auth_may_send_from(s, domain))
+		t->from_refusal = "553 5.7.1 Error: header From address not owned by the user";
+	free(head);
+}
+
 /* The message is refused at the end of its data (or of a BDAT chunk): counted, logged as a
  * Rejection, dropped with its transaction; the session goes on. */
 static void
@@ -373,6 +403,11 @@ message_finish(struct session *s)
 		return;
 	}
 	message_auth_feed(t);
+	message_check_header_from(s);
+	if (t->from_refusal != NULL) {
+		message_refuse(s, t->from_refusal);
+		return;
+	}
 	if (t->verify != NULL) {
 		s->state = S_VERIFY;
 		t->verify_now = true;
@@ -479,6 +514,7 @@ message_feed(struct session *s, struct evbuffer *in)
 		t->chunk_in_flight = true;
 		session_read_pause(s);
 		message_auth_feed(t);
+		message_check_header_from(s);
 		spool_message_write(t->msg, t->body, message_chunk_done, s);
 		t->auth_fed = evbuffer_get_length(t->body); /* what is left was seen */
 		return false;

@@ -223,6 +223,7 @@ workers_free(struct ingress *in)
 	client_table_free(in->clients);
 	dkim_signing_free(in->signing);
 	tls_server_free(in->tls);
+	auth_server_free(in);
 	dmarc_psl_free(in->psl);
 	free(in);
 }
@@ -240,6 +241,8 @@ ingress_start(struct event_base *base, const struct config *cfg, struct spool *s
 	in->log = log;
 	in->hooks = hooks;
 	in->clients = client_table_new();
+	if (auth_server_init(in, err, errlen) < 0)
+		goto fail;
 	if (cfg->ntls_certificates > 0) {
 		in->tls = tls_server_new(cfg, err, errlen);
 		if (in->tls == NULL)

@@ -46,7 +46,6 @@ static void session_tls_begin(struct session *);
 static void session_tls_continue(struct session *);
 static void session_flush_arm(struct session *);
 static void session_write_cb(evutil_socket_t, short, void *);
-static void session_flush(struct session *);
 
 static struct timeval
 session_timeout(const struct session *s)
@@ -110,7 +109,10 @@ session_start(struct worker *w, int fd, const struct sockaddr *peer, socklen_t l
 	          listener->name);
 	session_read_on(s);
 	session_ref(s);
-	if (listener->role == ROLE_SUBMISSIONS) {
+	if (auth_blocked_at_connect(s)) {
+		session_close_after_reply(s);
+		session_flush(s);
+	} else if (listener->role == ROLE_SUBMISSIONS) {
 		/* RFC 8314: TLS from the first octet; the greeting comes after the handshake. */
 		session_tls_begin(s);
 	} else {
@@ -147,6 +149,7 @@ session_kill(struct session *s)
 		return;
 	s->freed = true;
 	log_debug("session %llu: disconnect [%s]", (unsigned long long)s->id, s->peer_ip);
+	auth_session_end(s);
 	if (s->ssl != NULL) {
 		/* A close_notify if the socket takes it; never waiting for the client's. */
 		if (!s->handshaking)
@@ -220,7 +223,7 @@ session_close_after_reply(struct session *s)
 		return;
 	if (s->state == S_DATA || s->state == S_BDAT)
 		transaction_reset(s);
-	if (s->state != S_COMMIT && s->state != S_VERIFY)
+	if (s->state != S_COMMIT && s->state != S_VERIFY && s->state != S_AUTH)
 		s->state = S_CLOSING;
 	session_read_pause(s);
 }
@@ -284,7 +287,10 @@ session_read_command(struct session *s, struct evbuffer *in)
 		return true;
 	}
 	line[--len] = '\0';
-	command_dispatch(s, line, len);
+	if (s->auth.step != AUTH_STEP_NONE)
+		auth_line(s, line, len); /* a SASL response, never a command */
+	else
+		command_dispatch(s, line, len);
 	return true;
 }
 
@@ -296,8 +302,8 @@ session_process(struct session *s)
 	while (!s->freed) {
 		enum session_state before = s->state;
 
-		if (s->state == S_COMMIT || s->state == S_VERIFY || s->state == S_CLOSING ||
-		    s->starttls_after || s->handshaking)
+		if (s->state == S_COMMIT || s->state == S_VERIFY || s->state == S_AUTH ||
+		    s->state == S_CLOSING || s->starttls_after || s->handshaking)
 			return;
 		/* Stopping: a message whose data was arriving has been finished (committed or
 		 * refused); now the session goes. */
@@ -459,7 +465,7 @@ session_tls_continue(struct session *s)
 
 /* Writes what is queued, as far as the socket takes it; arms the write event for the rest.
  * A closing session goes once everything is out. */
-static void
+void
 session_flush(struct session *s)
 {
 	if (s->freed)
@@ -496,7 +502,8 @@ session_flush(struct session *s)
 void
 session_resume(struct session *s)
 {
-	if (s->freed || s->state == S_CLOSING || s->state == S_COMMIT || s->state == S_VERIFY)
+	if (s->freed || s->state == S_CLOSING || s->state == S_COMMIT || s->state == S_VERIFY ||
+	    s->state == S_AUTH)
 		return;
 	if (s->txn.chunk_in_flight)
 		return;
@@ -513,8 +520,8 @@ session_shutdown(struct session *s)
 {
 	/* A client in the middle of its message data may finish it within the grace period
 	 * (ingress_stop); session_process brings it here again once the message is done. */
-	if (s->freed || s->state == S_COMMIT || s->state == S_VERIFY || s->state == S_CLOSING ||
-	    s->state == S_DATA || s->state == S_BDAT)
+	if (s->freed || s->state == S_COMMIT || s->state == S_VERIFY || s->state == S_AUTH ||
+	    s->state == S_CLOSING || s->state == S_DATA || s->state == S_BDAT)
 		return;
 	session_ref(s);
 	session_reply(s, "421 4.3.2 %s Service shutting down, try again later", s->cfg->hostname);
@@ -604,7 +611,8 @@ session_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (what & EV_TIMEOUT) {
-		if (s->state != S_CLOSING && s->state != S_COMMIT && s->state != S_VERIFY)
+		if (s->state != S_CLOSING && s->state != S_COMMIT && s->state != S_VERIFY &&
+		    s->state != S_AUTH)
 			session_timed_out(s);
 	} else if (!session_read_input(s)) {
 		/* End of file or error: run what the client sent before it left (a pipelined
