@@ -226,3 +226,29 @@ def test_check_config_reports_the_users_file(make_drover, drover_bin, tmp_path):
                 if "users_file" in t)
     assert f"{d.config_path}:{line}: auth.users_file:" in r.stderr, r.stderr
     assert f"{bad}:1:" in r.stderr
+
+
+RELAY_BATTERY = [
+    "<user@dest.example>", "<USER@DEST.EXAMPLE>", "<user@dest.example.>",
+    "<user%dest.example@relay.example>", "<USER%DEST.EXAMPLE@RELAY.EXAMPLE>",
+    "<dest.example!user@relay.example>", "<@relay.example:user@dest.example>",
+    "<\"user@dest.example\"@relay.example>", "<\"user%dest.example\"@relay.example>",
+    "<user@[192.0.2.1]>", "<user@[IPv6:2001:db8::1]>", "<user@[127.0.0.1]>",
+    "<user>", "<\"user\">", "<postmaster@dest.example>", "<user@localhost>",
+]
+
+
+def test_open_relay_battery_is_refused_every_time(submitter):
+    """A client outside relay_networks, not authenticated, on an mx listener: no recipient
+    anywhere is accepted, however it is written."""
+    d = submitter(role="mx", smtp={"max_errors": 100})
+    c = Client(d.port)
+    c.greet()
+    c.ehlo()
+    for rcpt in RELAY_BATTERY:
+        assert c.cmd("MAIL FROM:<x@example.com>") == "250"
+        r = c.cmd(f"RCPT TO:{rcpt}")
+        assert r.text[0] == "5" and r.text[4:7] in ("5.7", "5.1"), (rcpt, r)
+        c.cmd("RSET")
+    c.cmd("QUIT")
+    assert not d.queue_ids()
