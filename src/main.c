@@ -18,6 +18,7 @@
 #include "access/access.h"
 #include "auth/auth.h"
 #include "conf/conf.h"
+#include "control/control.h"
 #include "core/core.h"
 #include "ingress/ingress.h"
 #include "preflight/preflight.h"
@@ -145,6 +146,7 @@ struct server {
 	struct eventlog *log;
 	const struct config *cfg;
 	struct preflight_background *preflight; /* the signing domains' DNS, checked */
+	struct control *control;                /* metrics and the admin API */
 };
 
 /* One server per spool: a second one would run recovery on the first one's messages in
@@ -266,12 +268,26 @@ cmd_serve(struct options *o)
 	for (size_t i = 0; i < nitems(sigs); i++)
 		event_add(sigs[i], NULL);
 	srv.cfg = cfg;
+	{
+		struct control_sources cs = {srv.ingress, srv.engine, srv.spool};
+
+		srv.control = control_start(cfg, &cs, err, sizeof(err));
+		if (srv.control == NULL && cfg->control.address[0] != '\0') {
+			log_error("%s", err);
+			ingress_stop(srv.ingress, 0);
+			srv.ingress = NULL;
+			goto out;
+		}
+	}
 	srv.preflight = preflight_background_start(cfg);
 	log_info("%s %s ready: %s, spool %s (%llu messages)", DROVER_NAME, DROVER_VERSION,
 	         cfg->path ? cfg->path : "embedded defaults", cfg->spool_directory,
 	         (unsigned long long)spool_message_count(srv.spool));
 
 	event_base_dispatch(srv.base);
+
+	control_stop(srv.control);
+	srv.control = NULL;
 
 	ingress_stop(srv.ingress, SHUTDOWN_GRACE_S);
 	srv.ingress = NULL;

@@ -114,12 +114,28 @@ struct smtp_limits {
 	bool reject_8bit_without_8bitmime; /* 8-bit body without BODY=8BITMIME: 554 5.6.0 */
 };
 
+/* Outbound TLS (STARTTLS) for a destination; docs/delivery.md, "TLS". */
+enum tls_policy {
+	TLS_POLICY_UNSET = 0, /* domain and route sections: not set there, the next level decides */
+	TLS_POLICY_DISABLED,
+	TLS_POLICY_OPPORTUNISTIC,
+	TLS_POLICY_REQUIRED,        /* TLS or no delivery; any certificate */
+	TLS_POLICY_REQUIRED_VERIFY, /* TLS with a certificate that verifies and names the host */
+};
+
+/* Settings for one destination domain: domain "example.com" { }. */
+struct domain_conf {
+	char *domain; /* the section title, lower case: "example.com" */
+	enum tls_policy tls;
+};
+
 /* A static route: mail for one domain goes to these hosts, tried in order, instead of the
  * domain's MX hosts. */
 struct route_conf {
-	char *domain; /* the section title, lower case: "example.com" */
-	char **hosts; /* "host", "host:port", "192.0.2.1:2525", "[2001:db8::1]:25"; a host
-	                 without a port uses delivery.port */
+	char *domain;        /* the section title, lower case: "example.com" */
+	enum tls_policy tls; /* for connections to these hosts; UNSET: as for the domain */
+	char **hosts;        /* "host", "host:port", "192.0.2.1:2525", "[2001:db8::1]:25"; a host
+	                        without a port uses delivery.port */
 	size_t nhosts;
 };
 
@@ -160,6 +176,12 @@ struct delivery_conf {
 	/* A recipient still deferred this long after reception gets one delay notice (a DSN,
 	 * Action: delayed); 0: none. */
 	uint64_t delay_notice_after_s;
+	enum tls_policy tls;      /* every destination's, unless a domain or route says */
+	char *tls_ca_file;        /* PEM CA certificates for required-verify; NULL: the system's */
+	unsigned tls_min_version; /* TLS1_2_VERSION (0x0303) or TLS1_3_VERSION (0x0304) */
+	/* Opportunistic: a server whose TLS handshake failed gets mail in clear, without
+	 * STARTTLS, for this long; 0: STARTTLS is tried (and fails) on every connection. */
+	uint64_t tls_failure_memory_s;
 };
 
 struct config {
@@ -187,6 +209,8 @@ struct config {
 	struct delivery_conf delivery;
 	struct route_conf *routes;
 	size_t nroutes;
+	struct domain_conf *domains; /* sorted by domain (config_domain) */
+	size_t ndomains;
 
 	struct tls_certificate_conf *tls_certificates; /* in the order of the file */
 	size_t ntls_certificates;
@@ -195,6 +219,14 @@ struct config {
 
 	struct auth_conf auth;
 
+	/* The HTTP control plane (metrics, admin API): control { }. */
+	struct {
+		char *address; /* "127.0.0.1:8025"; "" = off */
+		struct sockaddr_storage sockaddr;
+		socklen_t socklen;
+		char *token; /* bearer token; required off loopback; NULL = none */
+	} control;
+
 	struct dkim_key_conf *dkim_keys; /* in the order of the file */
 	size_t ndkim_keys;
 	enum dkim_key_error_policy dkim_on_key_error;
@@ -202,6 +234,13 @@ struct config {
 
 /* The route for a domain (exact match, case-insensitive), or NULL. */
 const struct route_conf *config_route(const struct config *, const char *domain);
+/* The domain section for a domain (exact match, case-insensitive), or NULL. */
+const struct domain_conf *config_domain(const struct config *, const char *domain);
+/* The TLS policy for mail to a domain: its route's tls if set, else its domain section's,
+ * else delivery.tls. Never TLS_POLICY_UNSET. */
+enum tls_policy config_tls_policy(const struct config *, const char *domain);
+/* "disabled", "opportunistic", "required", "required-verify"; NULL for UNSET or unknown. */
+const char *tls_policy_name(enum tls_policy);
 
 /* True if the key signs mail whose From domain is from_domain (lower case): a sign_for entry
  * is that domain or a parent of it, or "*". */

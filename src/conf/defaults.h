@@ -77,6 +77,10 @@
 /* No rate limit unless configured: a platform's own senders set their own. */
 #define DEF_RATE "0"
 
+/* Metrics and the admin API on loopback: reachable by the operator's tools on the host,
+ * by nobody else. */
+#define DEF_CONTROL_ADDRESS "127.0.0.1:8025"
+
 /* relaxed/relaxed survives the header refolding and whitespace changes that relays and
  * list software make; simple breaks on them. It is what mailbox providers sign with. */
 #define DEF_DKIM_CANONICALIZATION "relaxed/relaxed"
@@ -233,6 +237,19 @@
 /* No delay notices (0): the sender hears only of the final outcome. Operators usually set
  * 4h, as Postfix's delay_warning_time is usually set. */
 #define DEF_DELIVERY_DELAY_NOTICE_AFTER 0
+/* Opportunistic STARTTLS for every destination: whatever can be encrypted is, and no mail
+ * waits because a server has no TLS or a certificate that does not verify for its MX name
+ * (most do not: RFC 7672 §1.3). Destinations known to do better get a domain section. */
+#define DEF_DELIVERY_TLS "opportunistic"
+/* delivery.h DELIVERY_TLS_DEF_MIN_VERSION: RFC 8996 deprecates TLS 1.0 and 1.1, and every
+ * mailbox provider speaks 1.2. */
+#define DEF_DELIVERY_TLS_MIN_VERSION "TLSv1.2"
+/* A server whose handshake failed gets mail in clear without STARTTLS for an hour: a busy
+ * destination does not pay a failed handshake per connection, and a repaired server is
+ * noticed within the hour. */
+#define DEF_DELIVERY_TLS_FAILURE_MEMORY 3600
+/* Beyond a week, a repaired server would go on receiving in clear for too long. */
+#define LIM_DELIVERY_TLS_FAILURE_MEMORY_MAX (7 * 86400)
 
 /* Counts above a million are typos (sessions, per-ip sessions). */
 #define LIM_COUNT_MAX 1000000

@@ -52,6 +52,12 @@ void free_security(struct config *conf);
 char **copy_list(cfg_t *sec, const char *name, size_t *n);
 void free_list(char **v, size_t n);
 
+/* domain "name" { } sections into conf, sorted (domain.c); free_domains() takes them back. */
+void copy_domains(cfg_t *cfg, struct config *conf);
+void free_domains(struct config *conf);
+/* A tls setting's value ("required-verify") -> enum tls_policy; TLS_POLICY_UNSET if unknown. */
+enum tls_policy tls_policy_value(const char *text);
+
 /* dkim { } and dkim_key sections into conf (dkim.c); free_dkim() takes them back. */
 void copy_dkim(cfg_t *cfg, struct config *conf, const struct load_ctx *ctx);
 void free_dkim(struct config *conf);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -317,6 +319,15 @@ copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 	d->dsn_return_max = (uint64_t)cfg_getint(sec, "dsn_return_max");
 	d->max_connections_total = (unsigned)cfg_getint(sec, "max_connections_total");
 	d->delay_notice_after_s = (uint64_t)cfg_getint(sec, "delay_notice_after");
+	d->tls = tls_policy_value(cfg_getstr(sec, "tls"));
+	if (d->tls == TLS_POLICY_UNSET) /* reported while parsing */
+		d->tls = TLS_POLICY_OPPORTUNISTIC;
+	d->tls_ca_file =
+	    cfg_getstr(sec, "tls_ca_file") != NULL ? xstrdup(cfg_getstr(sec, "tls_ca_file")) : NULL;
+	d->tls_min_version = tls_version_value(cfg_getstr(sec, "tls_min_version"));
+	if (d->tls_min_version == 0) /* reported while parsing */
+		d->tls_min_version = 0x0303;
+	d->tls_failure_memory_s = (uint64_t)cfg_getint(sec, "tls_failure_memory");
 }
 
 static int
@@ -346,6 +357,7 @@ copy_routes(cfg_t *cfg, struct config *conf)
 		for (char *p = r->domain; *p != '\0'; p++)
 			*p = (char)tolower((unsigned char)*p);
 		r->hosts = copy_list(sec, "hosts", &r->nhosts);
+		r->tls = tls_policy_value(cfg_getstr(sec, "tls")); /* UNSET when not set */
 		conf->nroutes++;
 	}
 	qsort(conf->routes, conf->nroutes, sizeof(*conf->routes), route_cmp);
@@ -367,6 +379,16 @@ config_route(const struct config *conf, const char *domain)
 
 /* Checks across settings, once every value is known. Each names the setting as written in
  * the file (where it was set), so the operator knows which line to change. */
+static bool
+address_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return false;
+}
+
 static void
 check_across(struct config *conf, struct load_ctx *ctx)
 {
@@ -391,6 +413,12 @@ check_across(struct config *conf, struct load_ctx *ctx)
 			    "spool could not hold one message",
 			    msg, spool);
 	}
+	if (conf->control.address[0] != '\0' && conf->control.token == NULL &&
+	    !address_is_loopback(&conf->control.sockaddr))
+		load_error_at(ctx, ctx->src != NULL ? conf->path : NULL, 0,
+		              "control.address: %s is not a loopback address: set control.token "
+		              "(anyone who reaches the API can steer the server)",
+		              conf->control.address);
 	for (size_t i = 0; i < conf->nlisteners; i++) {
 		const struct listener_conf *l = &conf->listeners[i];
 
@@ -493,6 +521,7 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 
 	copy_delivery(cfg, conf, ctx);
 	copy_routes(cfg, conf);
+	copy_domains(cfg, conf);
 	copy_dkim(cfg, conf, ctx);
 	copy_security(cfg, conf, ctx);
 
@@ -571,6 +600,8 @@ config_free(struct config *conf)
 		free_list(conf->routes[i].hosts, conf->routes[i].nhosts);
 	}
 	free(conf->routes);
+	free_domains(conf);
+	free(conf->delivery.tls_ca_file);
 	free_dkim(conf);
 	free_security(conf);
 	free(conf);

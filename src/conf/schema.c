@@ -112,6 +112,8 @@ static const struct setting settings[] = {
      NULL, "over all destinations; each is a descriptor and a local port"},
     {"delivery", "delay_notice_after", SETTING_DURATION, LIM_TIMEOUT_MIN,
      LIM_DELIVERY_QUEUE_LIFETIME_MAX, "off", NULL},
+    {"delivery", "tls_failure_memory", SETTING_DURATION, LIM_TIMEOUT_MIN,
+     LIM_DELIVERY_TLS_FAILURE_MEMORY_MAX, "STARTTLS tried on every connection", NULL},
 };
 
 size_t
@@ -660,6 +662,70 @@ on_route_end(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* ---- Outbound TLS: delivery.tls*, route "x".tls, domain "x" { } ---- */
+
+static int
+on_tls_policy(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512], v[128];
+
+	*(const char **)result = value;
+	if (tls_policy_value(value) == TLS_POLICY_UNSET) {
+		setting_path(cfg, opt->name, path, sizeof(path));
+		report(cfg,
+		       "%s: \"%s\": expected disabled, opportunistic, required or required-verify",
+		       path, shown(value, v, sizeof(v)));
+	}
+	return 0;
+}
+
+static int
+on_delivery_tls_version(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (tls_version_value(value) == 0)
+		report(cfg,
+		       "delivery.tls_min_version: \"%s\": expected TLSv1.2 or TLSv1.3 (older "
+		       "versions are deprecated, RFC 8996)",
+		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+/* After a domain section is read (cfg is the top level, the section the last one). */
+static int
+on_domain_end(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned n = cfg_opt_size(opt);
+	cfg_t *sec = n > 0 ? cfg_opt_getnsec(opt, n - 1) : NULL;
+	char v[128], first[128];
+
+	if (sec == NULL)
+		return 0;
+	shown(sec->title, v, sizeof(v));
+	if (!hostname_valid(sec->title)) {
+		report(cfg,
+		       "domain \"%s\": the title must be a domain name, as in domain "
+		       "\"example.com\" { }",
+		       v);
+		return 0;
+	}
+	/* libconfuse refuses a title seen before only when it is written the same way. */
+	for (unsigned i = 0; i + 1 < n; i++) {
+		const char *t = cfg_opt_getnsec(opt, i)->title;
+
+		if (strcasecmp(t, sec->title) == 0) {
+			report(cfg,
+			       "domain \"%s\": defined twice (as domain \"%s\" before; domains are "
+			       "case-insensitive): put all its settings in one",
+			       v, shown(t, first, sizeof(first)));
+			return 0;
+		}
+	}
+	return 0;
+}
+
 /* ---- tls { }, tls_certificate "name" { }, auth { } and the listener's role ---- */
 
 /* Where a file is named, for the errors found when it is read after the load. */
@@ -744,6 +810,20 @@ on_tls_version(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		       "tls.min_version: \"%s\": expected TLSv1.2 or TLSv1.3 (older versions "
 		       "are deprecated, RFC 8996)",
 		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static int
+on_control_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *why;
+	char v[128];
+
+	*(const char **)result = value;
+	if (value[0] != '\0' && listen_address_parse(value, &ss, &len, &why) != 0)
+		report(cfg, "control.address: \"%s\": %s", shown(value, v, sizeof(v)), why);
 	return 0;
 }
 
@@ -983,6 +1063,12 @@ static cfg_opt_t tls_certificate_opts[] = {
     CFG_END(),
 };
 
+static cfg_opt_t control_opts[] = {
+    CFG_STR_CB("address", DEF_CONTROL_ADDRESS, CFGF_NONE, on_control_address),
+    CFG_STR("token", "", CFGF_NONE),
+    CFG_END(),
+};
+
 static cfg_opt_t auth_opts[] = {
     CFG_STR_CB("users_file", "", CFGF_NONE, on_users_file),
     CFG_INT_CB("failures_max", DEF_AUTH_FAILURES_MAX, CFGF_NONE, on_number),
@@ -1057,11 +1143,22 @@ static cfg_opt_t delivery_opts[] = {
     CFG_INT_CB("dsn_return_max", DEF_DELIVERY_DSN_RETURN_MAX, CFGF_NONE, on_number),
     CFG_INT_CB("max_connections_total", DEF_DELIVERY_MAX_CONNECTIONS_TOTAL, CFGF_NONE, on_number),
     CFG_INT_CB("delay_notice_after", DEF_DELIVERY_DELAY_NOTICE_AFTER, CFGF_NONE, on_number),
+    CFG_STR_CB("tls", DEF_DELIVERY_TLS, CFGF_NONE, on_tls_policy),
+    CFG_STR_CB("tls_ca_file", NULL, CFGF_NODEFAULT, on_nonempty),
+    CFG_STR_CB("tls_min_version", DEF_DELIVERY_TLS_MIN_VERSION, CFGF_NONE, on_delivery_tls_version),
+    CFG_INT_CB("tls_failure_memory", DEF_DELIVERY_TLS_FAILURE_MEMORY, CFGF_NONE, on_number),
     CFG_END(),
 };
 
 static cfg_opt_t route_opts[] = {
     CFG_STR_LIST_CB("hosts", NULL, CFGF_NONE, on_delivery_host),
+    CFG_STR_CB("tls", NULL, CFGF_NODEFAULT, on_tls_policy),
+    CFG_END(),
+};
+
+/* Settings for one destination domain; shaping will join tls here. */
+static cfg_opt_t domain_opts[] = {
+    CFG_STR_CB("tls", NULL, CFGF_NODEFAULT, on_tls_policy),
     CFG_END(),
 };
 
@@ -1076,9 +1173,11 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("smtp", smtp_opts, CFGF_NONE),
     CFG_SEC("delivery", delivery_opts, CFGF_NONE),
     CFG_SEC("route", route_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("tls", tls_opts, CFGF_NONE),
     CFG_SEC("tls_certificate", tls_certificate_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("auth", auth_opts, CFGF_NONE),
+    CFG_SEC("control", control_opts, CFGF_NONE),
     CFG_SEC("dkim", dkim_opts, CFGF_NONE),
     CFG_SEC("dkim_key", dkim_key_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),
@@ -1098,6 +1197,7 @@ schema_new(struct load_ctx *ctx)
 	cfg_set_error_function(cfg, on_confuse_error);
 	cfg_set_validate_func(cfg, "listener", on_listener_end);
 	cfg_set_validate_func(cfg, "route", on_route_end);
+	cfg_set_validate_func(cfg, "domain", on_domain_end);
 	cfg_set_validate_func(cfg, "dkim_key", on_dkim_key_end);
 	cfg_set_validate_func(cfg, "tls_certificate", on_tls_certificate_end);
 	return cfg;

@@ -89,6 +89,20 @@ copy_rate(cfg_t *sec, const char *name, struct rate_conf *out)
 		*out = (struct rate_conf){0, 0}; /* reported while parsing */
 }
 
+/* control { }: an address other than loopback needs a token (checked in load.c). */
+static void
+copy_control(cfg_t *sec, struct config *conf)
+{
+	const char *address = cfg_getstr(sec, "address"), *token = cfg_getstr(sec, "token");
+	const char *why;
+
+	conf->control.address = xstrdup(address);
+	if (address[0] != '\0' && listen_address_parse(address, &conf->control.sockaddr,
+	                                               &conf->control.socklen, &why) != 0)
+		conf->control.address[0] = '\0'; /* reported while parsing */
+	conf->control.token = token[0] != '\0' ? xstrdup(token) : NULL;
+}
+
 void
 copy_security(cfg_t *cfg, struct config *conf, const struct load_ctx *ctx)
 {
@@ -127,6 +141,7 @@ copy_security(cfg_t *cfg, struct config *conf, const struct load_ctx *ctx)
 	conf->auth.block_s = (uint64_t)cfg_getint(auth, "block_time");
 	copy_rate(auth, "user_rate", &conf->auth.user_rate);
 	copy_rate(auth, "client_rate", &conf->auth.client_rate);
+	copy_control(cfg_getsec(cfg, "control"), conf);
 }
 
 void
@@ -142,4 +157,6 @@ free_security(struct config *conf)
 	free(conf->tls_ciphers);
 	free(conf->auth.users_file);
 	free(conf->auth.users_where);
+	free(conf->control.address);
+	free(conf->control.token);
 }

@@ -161,7 +161,8 @@ class Drover:
     delivery { }; by default there is none, and with no route either, delivery is off
     (delivery.enabled = auto): accepted mail stays queued, as the tests of reception expect), routes (dict: domain -> list of
     hosts, one route "domain" { hosts = ... } each), listener (dict of settings of the listener
-    "smtp" { } besides its address), extra (raw text appended).
+    "smtp" { } besides its address), control (control.address, "" by default: off), control_token, extra
+    (raw text appended).
     """
 
     def __init__(self, binary, workdir, **conf):
@@ -205,6 +206,9 @@ class Drover:
             out.append("}")
         for domain, hosts in c.get("routes", {}).items():
             out += [f"route {fmt_value(domain)} {{", f"  hosts = {fmt_value(hosts)}", "}"]
+        # The control plane's default port would clash between the servers of a test run.
+        out += ["control {", f'  address = {fmt_value(c.get("control", ""))}',
+                f'  token = {fmt_value(c.get("control_token", ""))}', "}"]
         if c.get("extra"):
             out.append(c["extra"])
         return "\n".join(out) + "\n"

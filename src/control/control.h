@@ -1,0 +1,46 @@
+/* control/control.h - the control plane's HTTP side: metrics for Prometheus and the admin
+ * API, served by libevent's evhttp on a thread of its own (127.0.0.1:8025 by default).
+ *
+ * Every handler reads counters the other components keep for any thread (atomics, or a
+ * short lock): serving a scrape never waits for an SMTP or delivery loop. On an address
+ * other than loopback a bearer token is required (the configuration refuses one without).
+ *
+ * Endpoints (docs/operations.md, "Control API"):
+ *	GET /metrics            Prometheus text format 0.0.4
+ *	GET /api/v1/status      the same counters as JSON
+ */
+#ifndef DROVER_CONTROL_H
+#define DROVER_CONTROL_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct config;
+struct ingress;
+struct queue_engine;
+struct spool;
+
+/* What the control plane reports on. ingress and engine may be NULL (delivery off). */
+struct control_sources {
+	struct ingress *ingress;
+	struct queue_engine *engine;
+	struct spool *spool;
+};
+
+struct control;
+
+/* Binds control.address and starts the thread; NULL without error when control.address is
+ * "" (off); NULL with a reason in err when the address cannot be bound. cfg and the sources
+ * must outlive it. */
+struct control *control_start(const struct config *, const struct control_sources *, char *err,
+                              size_t errlen);
+/* Stops the thread and closes the socket. NULL is accepted. */
+void control_stop(struct control *);
+
+/* The Prometheus text for the sources (for tests and the CLI); free() it. */
+char *control_metrics_text(const struct control_sources *, double uptime_s);
+/* The same counters as a JSON object (a new reference). */
+json_t *control_status_json(const struct control_sources *, double uptime_s);
+
+#endif

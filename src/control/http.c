@@ -1,0 +1,191 @@
+/* http.c - the control plane's HTTP server: one thread, one event base, evhttp. */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+
+#include "conf/conf.h"
+#include "control/control.h"
+#include "core/core.h"
+
+struct control {
+	const struct config *cfg;
+	struct control_sources src;
+	struct event_base *base;
+	struct evhttp *http;
+	struct mailbox *mailbox; /* to stop the loop from another thread */
+	pthread_t thread;
+	uint64_t started_us;
+};
+
+/* Constant time, so that a token cannot be guessed a character at a time. */
+static bool
+token_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = la != lb;
+
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+	return diff == 0;
+}
+
+static void
+reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *text = json_dumps(body, JSON_COMPACT);
+
+	evbuffer_add_printf(out, "%s\n", text);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
+	evhttp_send_reply(req, code, reason, out);
+	evbuffer_free(out);
+	free(text);
+	json_decref(body);
+}
+
+static void
+reply_error(struct evhttp_request *req, int code, const char *reason, const char *error)
+{
+	reply_json(req, code, reason, json_pack("{s:s}", "error", error));
+}
+
+static bool
+authorized(struct control *c, struct evhttp_request *req)
+{
+	const char *token = c->cfg->control.token, *h;
+
+	if (token == NULL || token[0] == '\0')
+		return true;
+	h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	return h != NULL && strncmp(h, "Bearer ", 7) == 0 && token_equal(h + 7, token);
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	struct control *c = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	double uptime = (double)(time_mono_us() - c->started_us) / 1e6;
+
+	if (!authorized(c, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Bearer");
+		reply_error(req, 401, "Unauthorized", "a bearer token is required");
+		return;
+	}
+	if (path == NULL)
+		path = "/";
+	if (strcmp(path, "/metrics") != 0 && strcmp(path, "/api/v1/status") != 0) {
+		reply_error(req, 404, "Not Found", "no such endpoint");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+		reply_error(req, 405, "Method Not Allowed", "GET only");
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		struct evbuffer *out = evbuffer_new();
+		char *text = control_metrics_text(&c->src, uptime);
+
+		evbuffer_add(out, text, strlen(text));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+		                  "text/plain; version=0.0.4");
+		evhttp_send_reply(req, 200, "OK", out);
+		evbuffer_free(out);
+		free(text);
+		return;
+	}
+	reply_json(req, 200, "OK", control_status_json(&c->src, uptime));
+}
+
+static void *
+control_main(void *arg)
+{
+	struct control *c = arg;
+
+	event_base_loop(c->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+struct control *
+control_start(const struct config *cfg, const struct control_sources *src, char *err, size_t errlen)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&cfg->control.sockaddr;
+	struct control *c;
+	char host[64];
+	unsigned port;
+
+	if (cfg->control.address == NULL || cfg->control.address[0] == '\0')
+		return NULL;
+	c = xcalloc(1, sizeof(*c));
+	c->cfg = cfg;
+	c->src = *src;
+	c->started_us = time_mono_us();
+	c->base = event_base_new();
+	if (c->base == NULL)
+		fatal("control: cannot create an event loop");
+	c->mailbox = mailbox_new(c->base);
+	c->http = evhttp_new(c->base);
+	evhttp_set_gencb(c->http, on_request, c);
+	/* Requests are small; a client cannot make the server hold a large one. */
+	evhttp_set_max_headers_size(c->http, 16 * 1024);
+	evhttp_set_max_body_size(c->http, 64 * 1024);
+	evhttp_set_timeout(c->http, 30);
+	evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+	}
+	if (evhttp_bind_socket(c->http, host, (uint16_t)port) != 0) {
+		snprintf(err, errlen, "control.address %s: cannot listen there (in use?)",
+		         cfg->control.address);
+		evhttp_free(c->http);
+		mailbox_free(c->mailbox);
+		event_base_free(c->base);
+		free(c);
+		return NULL;
+	}
+	if (pthread_create(&c->thread, NULL, control_main, c) != 0)
+		fatal("control: cannot start its thread");
+	log_info("control: HTTP API and metrics on %s%s", cfg->control.address,
+	         cfg->control.token != NULL && cfg->control.token[0] ? " (bearer token)" : "");
+	return c;
+}
+
+static void
+control_quit(void *arg)
+{
+	struct control *c = arg;
+
+	event_base_loopbreak(c->base);
+}
+
+void
+control_stop(struct control *c)
+{
+	if (c == NULL)
+		return;
+	mailbox_post(c->mailbox, control_quit, c);
+	pthread_join(c->thread, NULL);
+	evhttp_free(c->http);
+	mailbox_free(c->mailbox);
+	event_base_free(c->base);
+	free(c);
+}
