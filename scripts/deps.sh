@@ -9,6 +9,11 @@ if [ "${1:-build}" = test ]; then
   want+=(clang clang-format libclang-rt-14-dev python3-pytest python3-dkim python3-dnslib python3-aiosmtpd
     swaks libnet-ssleay-perl postfix lmdb-utils openssl)
 fi
+# The user drover serve becomes once started as root (the embedded default of `user`).
+if [ "$(id -u)" -eq 0 ] && ! id -u drover >/dev/null 2>&1; then
+  echo "deps: creating the system user drover"
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin drover
+fi
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -214,6 +214,7 @@ cmd_serve(struct options *o)
 	struct spool_options sopt;
 	struct server srv = {.lock_fd = -1};
 	struct event *sigs[3];
+	struct run_user run_as = {0};
 	char err[512] = "";
 	int rc = 1;
 
@@ -221,6 +222,12 @@ cmd_serve(struct options *o)
 		return 2;
 	log_set_level((enum log_level)cfg->log_level_value);
 	signal(SIGPIPE, SIG_IGN);
+	/* Who to become is checked first: a missing user is a configuration error, not
+	 * something to find after the spool was opened. */
+	if (geteuid() == 0 && privileges_lookup(cfg->user, &run_as, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		goto out;
+	}
 	if (make_dirs(cfg->spool_directory, 0700) < 0) {
 		log_error("spool directory %s: %s", cfg->spool_directory, strerror(errno));
 		goto out;
@@ -280,6 +287,15 @@ cmd_serve(struct options *o)
 		}
 	}
 	srv.preflight = preflight_background_start(cfg);
+	/* Everything that needs root is done: ports bound, spool and log open, keys,
+	 * certificates and users read. */
+	if (run_as.uid != 0) {
+		if (privileges_drop(&run_as, err, sizeof(err)) < 0) {
+			log_error("%s", err);
+			abort(); /* threads run: no orderly way back, and never on as root */
+		}
+		log_info("running as user %s (uid %u)", run_as.name, run_as.uid);
+	}
 	log_info("%s %s ready: %s, spool %s (%llu messages)", DROVER_NAME, DROVER_VERSION,
 	         cfg->path ? cfg->path : "embedded defaults", cfg->spool_directory,
 	         (unsigned long long)spool_message_count(srv.spool));

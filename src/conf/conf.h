@@ -187,6 +187,7 @@ struct delivery_conf {
 struct config {
 	char *path;       /* the file read, NULL for the embedded defaults */
 	char *hostname;   /* greeting, Received:, EHLO; default: the machine's name */
+	char *user;       /* started as root: the user to become once set up ("drover") */
 	unsigned threads; /* SMTP event-loop threads; 0 in the file = one per CPU (at most 16):
 	                     config_load() resolves it, so it is never 0 here */
 

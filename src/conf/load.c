@@ -495,6 +495,7 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 			    conf->hostname);
 	}
 	conf->threads = threads == 0 ? cpu_threads() : (unsigned)threads;
+	conf->user = xstrdup(cfg_getstr(cfg, "user"));
 
 	conf->spool_directory = xstrdup(cfg_getstr(spool, "directory"));
 	conf->spool_max_size = (uint64_t)cfg_getint(spool, "max_size");
@@ -604,5 +605,6 @@ config_free(struct config *conf)
 	free(conf->delivery.tls_ca_file);
 	free_dkim(conf);
 	free_security(conf);
+	free(conf->user);
 	free(conf);
 }

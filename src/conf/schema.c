@@ -1164,6 +1164,7 @@ static cfg_opt_t domain_opts[] = {
 
 static cfg_opt_t root_opts[] = {
     CFG_STR_CB("hostname", NULL, CFGF_NODEFAULT, on_hostname),
+    CFG_STR("user", DEF_USER, CFGF_NONE),
     CFG_INT_CB("threads", DEF_THREADS, CFGF_NONE, on_number),
     CFG_STR_CB("log_level", DEF_LOG_LEVEL, CFGF_NONE, on_log_level),
     CFG_STR("event_log", DEF_EVENT_LOG, CFGF_NONE),

@@ -73,4 +73,15 @@ void eventlog_reopen(struct eventlog *);
 /* Writes everything still queued, then closes. */
 void eventlog_close(struct eventlog *);
 
+/* ---- Privileges (privileges.c) ---- */
+
+struct run_user {
+	char name[64];
+	unsigned uid, gid;
+};
+/* The user to become: it must exist and not be root. 0, or -1 with why in err. */
+int privileges_lookup(const char *user, struct run_user *, char *err, size_t errlen);
+/* Becomes that user for good (groups, group, user; root cannot be regained). 0 or -1. */
+int privileges_drop(const struct run_user *, char *err, size_t errlen);
+
 #endif

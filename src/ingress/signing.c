@@ -115,15 +115,19 @@ dkim_signing_reload(struct dkim_signing *sg)
 			         kc->selector, kc->key_path);
 			continue;
 		}
-		/* A key that cannot be read now is not used, even though the old one is still in
-		 * memory: the operator may have removed a compromised key. */
-		atomic_store(&k->usable, false);
+		failed++;
+		if (k->key != NULL && atomic_load(&k->usable)) {
+			/* The key read before stays in use: a file being replaced, or one the
+			 * server (no longer root) may not read, must not stop signing. */
+			log_error("%s: dkim_key \"%s\".key: %s; the key read before stays in use",
+			          kc->where, kc->name, why);
+			continue;
+		}
 		log_error("%s: dkim_key \"%s\".key: %s; messages it signs %s", kc->where, kc->name,
 		          why,
 		          sg->cfg->dkim_on_key_error == DKIM_KEY_ERROR_DEFER
 		              ? "are deferred (dkim.on_key_error = defer)"
 		              : "go without its signature (dkim.on_key_error = unsigned)");
-		failed++;
 	}
 	return failed;
 }

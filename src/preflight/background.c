@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "auth/auth.h"
 #include "conf/conf.h"
 #include "core/core.h"
 #include "dns/dns.h"
@@ -17,6 +18,7 @@
 
 struct preflight_background {
 	const struct config *cfg;
+	char **key_records, **key_errors; /* read on the starting thread (see preflight.h) */
 	pthread_t thread;
 	unsigned pending;
 	atomic_bool finished;
@@ -86,7 +88,12 @@ background_main(void *arg)
 	}
 	n = signing_domains(bg->cfg, domains, nitems(domains));
 	for (size_t i = 0; i < n; i++) {
-		struct preflight_request req = {.from = domains[i], .cfg = bg->cfg};
+		struct preflight_request req = {
+		    .from = domains[i],
+		    .cfg = bg->cfg,
+		    .key_records = (const char *const *)bg->key_records,
+		    .key_errors = (const char *const *)bg->key_errors,
+		};
 
 		bg->pending++;
 		if (preflight_run(base, resolver, &req, on_report, bg, err, sizeof(err)) < 0) {
@@ -102,6 +109,18 @@ background_main(void *arg)
 	return NULL;
 }
 
+static void
+background_free(struct preflight_background *bg)
+{
+	for (size_t i = 0; i < bg->cfg->ndkim_keys; i++) {
+		free(bg->key_records[i]);
+		free(bg->key_errors[i]);
+	}
+	free(bg->key_records);
+	free(bg->key_errors);
+	free(bg);
+}
+
 struct preflight_background *
 preflight_background_start(const struct config *cfg)
 {
@@ -111,9 +130,22 @@ preflight_background_start(const struct config *cfg)
 		return NULL;
 	bg = xcalloc(1, sizeof(*bg));
 	bg->cfg = cfg;
+	bg->key_records = xcalloc(cfg->ndkim_keys, sizeof(*bg->key_records));
+	bg->key_errors = xcalloc(cfg->ndkim_keys, sizeof(*bg->key_errors));
+	for (size_t i = 0; i < cfg->ndkim_keys; i++) {
+		char err[256];
+		struct dkim_key *key = dkim_key_load(cfg->dkim_keys[i].key_path, err, sizeof(err));
+
+		if (key == NULL) {
+			bg->key_errors[i] = xstrdup(err);
+			continue;
+		}
+		bg->key_records[i] = dkim_key_dns_record(key);
+		dkim_key_free(key);
+	}
 	if (pthread_create(&bg->thread, NULL, background_main, bg) != 0) {
 		log_warn("preflight: cannot start its thread");
-		free(bg);
+		background_free(bg);
 		return NULL;
 	}
 	return bg;
@@ -131,5 +163,5 @@ preflight_background_wait(struct preflight_background *bg)
 	if (bg == NULL)
 		return;
 	pthread_join(bg->thread, NULL);
-	free(bg);
+	background_free(bg);
 }

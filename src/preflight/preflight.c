@@ -40,6 +40,7 @@ struct run {
 	struct dkim_lookup lookup;
 	struct dmarc_psl *psl;
 	const struct config *cfg;
+	const char *const *key_records, *const *key_errors;
 	preflight_cb *cb;
 	void *arg;
 	unsigned pending;
@@ -482,16 +483,26 @@ start_checks(struct run *r)
 
 		k->run = r;
 		k->conf = &r->cfg->dkim_keys[idx[i]];
-		key = dkim_key_load(k->conf->key_path, err, sizeof(err));
-		if (key == NULL) {
+		if (r->key_errors != NULL && r->key_errors[idx[i]] != NULL) {
 			k->state = KEY_BAD;
 			say(k->why, sizeof(k->why), "%s: the key cannot be read: %s",
-			    k->conf->where, err);
+			    k->conf->where, r->key_errors[idx[i]]);
 			continue;
 		}
-		k->expected = dkim_key_dns_record(key);
+		if (r->key_records != NULL && r->key_records[idx[i]] != NULL) {
+			k->expected = xstrdup(r->key_records[idx[i]]);
+		} else {
+			key = dkim_key_load(k->conf->key_path, err, sizeof(err));
+			if (key == NULL) {
+				k->state = KEY_BAD;
+				say(k->why, sizeof(k->why), "%s: the key cannot be read: %s",
+				    k->conf->where, err);
+				continue;
+			}
+			k->expected = dkim_key_dns_record(key);
+			dkim_key_free(key);
+		}
 		k->zone_line = dkim_dns_zone_line(k->conf->selector, k->conf->domain, k->expected);
-		dkim_key_free(key);
 		say(name, sizeof(name), "%s._domainkey.%s", k->conf->selector, k->conf->domain);
 		r->pending++;
 		r->lookup.start(r->lookup.arg, name, on_key, k);
@@ -548,6 +559,8 @@ preflight_run(struct event_base *base, struct dns_resolver *resolver,
 	r->base = base;
 	r->resolver = resolver;
 	r->cfg = req->cfg;
+	r->key_records = req->key_records;
+	r->key_errors = req->key_errors;
 	r->cb = cb;
 	r->arg = arg;
 	spf_dns_use_resolver(&r->spf_dns, resolver, base);

@@ -54,6 +54,11 @@ struct preflight_request {
 	const char *from;   /* "user@example.com", or a domain alone */
 	const char *source; /* an IP address, or a host name whose addresses are checked; NULL */
 	const struct config *cfg; /* for the dkim_key sections; may have none */
+	/* The published form of each configured key (index of cfg->dkim_keys), read beforehand
+	 * (the server reads keys while it still may: before it stops being root); an entry
+	 * NULL: read the key now. The array may be NULL. */
+	const char *const *key_records;
+	const char *const *key_errors; /* why a key could not be read beforehand, or NULL */
 };
 
 /* "pass", "warn", "FAIL" */

@@ -24,6 +24,45 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Started as root (as in CI), drover serve becomes this user once set up (its `user`
+# setting); scripts/deps.sh creates it. Files a test wants the server to read after start-up
+# (a key or certificate to reload) must be readable by it: give() them.
+RUN_USER = "drover"
+
+
+def run_user_ids():
+    """(uid, gid) of RUN_USER when the tests run as root, else None."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+    try:
+        pw = pwd.getpwnam(RUN_USER)
+    except KeyError:
+        pytest.exit(f"no user {RUN_USER}: run scripts/deps.sh test (it creates it)",
+                    returncode=2)
+    return pw.pw_uid, pw.pw_gid
+
+
+def give(path):
+    """Makes path the run user's (when running as root), so that the server can read it
+    again after it stopped being root."""
+    ids = run_user_ids()
+    if ids is not None:
+        os.chown(path, *ids)
+
+
+def traversable(path):
+    """Lets the run user reach path: pytest makes its temporary directories 0700."""
+    if run_user_ids() is None:
+        return
+    p = Path(path).resolve()
+    for d in [p, *p.parents]:
+        if str(d) in ("/", "/tmp"):
+            break
+        st = os.stat(d)
+        if not st.st_mode & 0o001:
+            os.chmod(d, st.st_mode | 0o011)
 SANITIZED = os.environ.get("DROVER_SANITIZED", "") not in ("", "0")
 SLOW = 5 if SANITIZED else 1  # ASan+UBSan builds run several times slower
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
@@ -169,6 +208,10 @@ class Drover:
         self.bin = os.path.abspath(binary)
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        # The server's own directory is its user's, as an operator would set it up: the event
+        # log can then be rotated (a new file created there) after it stopped being root.
+        traversable(self.dir)
+        give(self.dir)
         self.spool = self.dir / "spool"
         self.event_log = self.dir / "events.jsonl"
         self.config_path = self.dir / "drover.conf"
@@ -185,6 +228,7 @@ class Drover:
         c = self.conf
         out = [
             f'hostname = {fmt_value(c.get("hostname", "drover.test"))}',
+            f'user = {fmt_value(c.get("user", RUN_USER))}',
             f'threads = {c.get("threads", 2)}',
             f"event_log = {fmt_value(str(self.event_log))}",
             f'relay_networks = {fmt_value(c.get("relay_networks", ["127.0.0.0/8", "::1"]))}',

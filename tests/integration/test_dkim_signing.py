@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import Client, deadline, free_port, smtp, wait_for
+from conftest import Client, deadline, free_port, give, smtp, traversable, wait_for
 from dnsserver import DNSServer
 from receiver import Receiver, Script
 
@@ -264,6 +264,8 @@ def test_unreadable_key_check_config_names_the_line_and_policy_decides(
 
     # The key appears; SIGHUP reads it again; the same message now goes out signed twice.
     keygen(drover_bin, tmp_path, dns, "sender.example", "s1", "ed25519", path=missing)
+    give(missing)  # the server is no longer root
+    traversable(missing.parent)
     d.send_signal(signal.SIGHUP)
 
     def accepted():

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import Client, deadline, smtp, wait_for
+from conftest import Client, deadline, give, smtp, traversable, wait_for
 from tlsutil import TestCA
 
 
@@ -204,6 +204,10 @@ def test_check_config_and_reload_of_certificates(tls_drover, make_drover, ca, tm
     live_cert, live_key = tmp_path / "live.pem", tmp_path / "live.key"
     shutil.copy(cert, live_cert)
     shutil.copy(key, live_key)
+    # The server reads them again after it stopped being root.
+    traversable(tmp_path)
+    give(live_cert)
+    give(live_key)
     d = make_drover(extra=cert_sections((live_cert, live_key)))
     with smtp(d.port) as s:
         starttls(s, client_context(ca, verify=False), "x")
