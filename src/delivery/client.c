@@ -10,6 +10,9 @@
  * Failures before the session is established (see delivery.h) move on to the next candidate;
  * after, they defer what is in flight and end the session. A reply 421 ends the session
  * wherever it comes (RFC 5321 §3.8: the server is closing the channel).
+ *
+ * STARTTLS sits between EHLO and the session being established: the policy (delivery.h) is
+ * met or the candidate fails; tls.c holds what touches OpenSSL.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +43,10 @@ static const struct {
                   "performing the EHLO handshake"},
     [CMD_HELO] = {"HELO", DELIVERY_PHASE_HELO, offsetof(struct delivery_timeouts, helo_ms),
                   "performing the HELO handshake"},
+    /* The reply to STARTTLS and the handshake after it wait as long as EHLO (Postfix's
+     * smtp_starttls_timeout is also 300 s). */
+    [CMD_STARTTLS] = {"STARTTLS", DELIVERY_PHASE_STARTTLS,
+                      offsetof(struct delivery_timeouts, helo_ms), "sending STARTTLS"},
     [CMD_RSET] = {"RSET", DELIVERY_PHASE_RSET, offsetof(struct delivery_timeouts, rset_ms),
                   "sending RSET"},
     [CMD_MAIL] = {"MAIL FROM", DELIVERY_PHASE_MAIL, offsetof(struct delivery_timeouts, mail_ms),
@@ -249,6 +256,8 @@ current_phase(const struct delivery_client *c)
 		return DELIVERY_PHASE_CONNECT;
 	if (c->state == C_CONTENT)
 		return DELIVERY_PHASE_CONTENT;
+	if (c->state == C_TLS)
+		return DELIVERY_PHASE_STARTTLS;
 	if (c->npend > 0)
 		return commands[c->pend[c->pend_head].cmd].phase;
 	return c->state == C_QUIT ? DELIVERY_PHASE_QUIT : DELIVERY_PHASE_MAIL;
@@ -259,6 +268,8 @@ current_during(const struct delivery_client *c)
 {
 	if (c->state == C_CONTENT)
 		return "sending message body";
+	if (c->state == C_TLS)
+		return "performing the TLS handshake";
 	if (c->npend > 0)
 		return commands[c->pend[c->pend_head].cmd].during;
 	return "idle";
@@ -303,17 +314,45 @@ client_fail(struct delivery_client *c, enum delivery_phase phase, int code, cons
 	client_abort(c);
 }
 
+/* Leaving a server that is not closing: it waits for QUIT (RFC 5321 §3.1), said without
+ * waiting for the answer, straight to the socket if nothing else is queued. Not inside TLS:
+ * the socket carries records there, and a bare QUIT would be garbage. */
+static void
+say_quit(struct delivery_client *c)
+{
+	if (c->bev != NULL && !c->tls.active && c->state != C_TLS &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		(void)send(bufferevent_getfd(c->bev), "QUIT\r\n", 6, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 /* A reply that ends the session: 421 anywhere, a refused greeting, EHLO, HELO or RSET. */
 void
 client_fail_reply(struct delivery_client *c, enum delivery_phase phase, const struct smtp_reply *r)
 {
 	set_error(c, phase, r->code, smtp_reply_status(r), r->text, false);
-	/* A server that refused (554 greeting, RFC 5321 §3.1) waits for QUIT; say it without
-	 * waiting for the answer, straight to the socket if nothing else is queued. After 421
-	 * the server is already closing. */
-	if (r->code != 421 && c->bev != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		(void)send(bufferevent_getfd(c->bev), "QUIT\r\n", 6, MSG_DONTWAIT | MSG_NOSIGNAL);
+	/* After 421 the server is already closing. */
+	if (r->code != 421)
+		say_quit(c);
+	client_abort(c);
+}
+
+/* The TLS policy cannot be met with this server: the next candidate, or the message waits.
+ * Never a bounce: the server did nothing wrong by SMTP's rules, and a certificate renewed or
+ * a STARTTLS turned back on fixes it. */
+static void client_tls_unmet(struct delivery_client *, const char *status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+client_tls_unmet(struct delivery_client *c, const char *status, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	set_error(c, DELIVERY_PHASE_STARTTLS, 451, status, text, true);
+	say_quit(c);
 	client_abort(c);
 }
 
@@ -362,9 +401,6 @@ static void
 client_ready(struct delivery_client *c)
 {
 	c->established = true;
-	/* STARTTLS goes here (a later issue): when c->ehlo.starttls and the TLS policy wants
-	 * it, send STARTTLS, and on 220 wrap c->bev in a bufferevent_openssl filter, forget
-	 * the EHLO reply and say EHLO again before any message. */
 	client_continue(c);
 }
 
@@ -375,6 +411,95 @@ send_ehlo(struct delivery_client *c, bool helo)
 	client_send_line(c, helo ? CMD_HELO : CMD_EHLO, 0, "%s %s", helo ? "HELO" : "EHLO",
 	                 c->helo_name);
 	client_arm_reply_timer(c);
+}
+
+/* EHLO (or HELO) accepted: STARTTLS if the policy wants it and the server offers it, else
+ * the session is established, unless the policy requires TLS. */
+static void
+client_greeted(struct delivery_client *c)
+{
+	const struct target *t = &c->targets[c->cur];
+	bool offered = c->esmtp && c->ehlo.starttls;
+
+	if (c->tls.active || c->tls_policy == DELIVERY_TLS_DISABLED ||
+	    (c->tls_policy == DELIVERY_TLS_OPPORTUNISTIC &&
+	     (!offered || t->no_starttls || c->tls_ctx == NULL))) {
+		client_ready(c);
+		return;
+	}
+	if (!offered) {
+		client_tls_unmet(c, "4.7.4", "TLS required but not offered by %s[%s]", t->host,
+		                 t->ip);
+		return;
+	}
+	c->state = C_STARTTLS;
+	client_send_line(c, CMD_STARTTLS, 0, "STARTTLS");
+	client_arm_reply_timer(c);
+}
+
+/* 220 to STARTTLS: the handshake starts over the same connection. */
+static void
+client_start_tls(struct delivery_client *c)
+{
+	struct bufferevent *bev;
+
+	/* Anything after the 220 arrived in clear, before the handshake: it must not be read
+	 * as if it came through TLS (the STARTTLS injection class of bugs, CVE-2011-0411 and
+	 * its kin on the client side). A server has nothing to say before our ClientHello. */
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	               evbuffer_get_length(bufferevent_get_input(c->bev)));
+	bev = tls_filter_new(c);
+	c->bev = bev; /* owns the socket's bufferevent now */
+	bufferevent_setcb(bev, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* RFC 3207 §4.2: what the server said before TLS is forgotten; EHLO is said again. */
+	c->esmtp = false;
+	memset(&c->ehlo, 0, sizeof(c->ehlo));
+	c->state = C_TLS;
+	set_timer(c, c->to.helo_ms);
+}
+
+/* The handshake failed (why). Opportunistic: the same server again at once, on a new
+ * connection, in clear; the caller hears of it (tls_fallback) to skip STARTTLS there next
+ * time. Required: this candidate fails. */
+static void
+client_tls_failed(struct delivery_client *c, const char *why)
+{
+	struct target *t = &c->targets[c->cur];
+
+	if (c->tls_policy != DELIVERY_TLS_OPPORTUNISTIC) {
+		client_tls_unmet(c, "4.7.5", "TLS handshake with %s[%s] failed: %s", t->host, t->ip,
+		                 why);
+		return;
+	}
+	log_debug("delivery: %s[%s]: TLS handshake failed (%s): again in clear", t->host, t->ip,
+	          why);
+	close_connection(c);
+	t->no_starttls = true;
+	if (c->cb.tls_fallback != NULL) {
+		c->cb.tls_fallback(c->arg, c, t->host, t->ip, t->port, why);
+		if (c->freed)
+			return;
+	}
+	client_connect_next(c); /* from c->cur: the same server */
+}
+
+/* The handshake is done: the certificate decides under required-verify, then EHLO again. */
+static void
+client_tls_ready(struct delivery_client *c)
+{
+	const struct target *t = &c->targets[c->cur];
+
+	tls_session_info(c);
+	log_debug("delivery: %s[%s]: %s %s, certificate %s%s", t->host, t->ip, c->tls.version,
+	          c->tls.cipher, c->tls.verified ? "verified" : "not verified: ",
+	          c->tls.verified ? "" : c->tls.verify_error);
+	if (c->tls_policy == DELIVERY_TLS_REQUIRED_VERIFY && !c->tls.verified) {
+		client_tls_unmet(c, "4.7.5", "TLS certificate of %s[%s] not verified: %s", t->host,
+		                 t->ip, c->tls.verify_error);
+		return;
+	}
+	send_ehlo(c, false);
 }
 
 static void
@@ -419,7 +544,7 @@ client_reply(struct delivery_client *c)
 		if (r->code / 100 == 2) {
 			c->esmtp = true;
 			smtp_ehlo_parse(r, &c->ehlo);
-			client_ready(c);
+			client_greeted(c);
 		} else if (r->code / 100 == 5) {
 			send_ehlo(c, true); /* RFC 5321 §3.2: an old server, try HELO */
 		} else {
@@ -430,7 +555,17 @@ client_reply(struct delivery_client *c)
 		if (r->code / 100 != 2)
 			client_fail_reply(c, DELIVERY_PHASE_HELO, r);
 		else
-			client_ready(c);
+			client_greeted(c);
+		return;
+	case CMD_STARTTLS:
+		if (r->code / 100 == 2)
+			client_start_tls(c);
+		else if (c->tls_policy == DELIVERY_TLS_OPPORTUNISTIC)
+			client_ready(c); /* RFC 3207 §4: refused, the session goes on in clear */
+		else
+			client_tls_unmet(c, "4.7.4",
+			                 "TLS required but STARTTLS refused by %s[%s]: %d %s",
+			                 target_host(c), target_ip(c), r->code, r->text);
 		return;
 	case CMD_QUIT:
 		close_connection(c);
@@ -553,6 +688,20 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	int e = EVUTIL_SOCKET_ERROR();
 
 	enter(c);
+	if (c->state == C_TLS) {
+		char why[256];
+
+		if (what & BEV_EVENT_CONNECTED)
+			client_tls_ready(c);
+		else if (what & BEV_EVENT_ERROR) {
+			tls_error_text(bev, e != 0 ? evutil_socket_error_to_string(e) : "error",
+			               why, sizeof(why));
+			client_tls_failed(c, why);
+		} else
+			client_tls_failed(c, "connection closed by the server");
+		leave(c);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		log_debug("delivery: connected to %s[%s]:%u", target_host(c), target_ip(c),
 		          target_port(c));
@@ -585,6 +734,7 @@ target_connect(struct delivery_client *c, const struct target *t, char *why, siz
 {
 	int fd;
 
+	memset(&c->tls, 0, sizeof(c->tls)); /* a new connection starts in clear */
 	if (c->source_len > 0 && c->source.ss_family != t->addr.ss_family) {
 		snprintf(why, whylen, "no %s source address to reach %s[%s]",
 		         t->addr.ss_family == AF_INET6 ? "IPv6" : "IPv4", t->host, t->ip);
@@ -689,6 +839,7 @@ client_session_closed(struct delivery_client *c)
 	    .mx_port = (uint16_t)(c->tried > 0 ? target_port(c) : 0),
 	    .error = c->has_error ? &c->error : NULL,
 	    .ehlo = c->esmtp ? &c->ehlo : NULL,
+	    .tls = tls_result(c),
 	};
 	if (c->cb.closed != NULL)
 		c->cb.closed(c->arg, c, &s);
@@ -708,6 +859,9 @@ client_timer_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case C_IDLE:
 		client_quit(c);
+		break;
+	case C_TLS:
+		client_tls_failed(c, "timed out");
 		break;
 	case C_QUIT:
 		close_connection(c);
@@ -788,6 +942,11 @@ delivery_client_new(struct event_base *base, const struct delivery_options *opts
 		snprintf(err, errlen, "delivery: no address to connect to");
 		return NULL;
 	}
+	if (opts->tls != DELIVERY_TLS_OPPORTUNISTIC && opts->tls != DELIVERY_TLS_DISABLED &&
+	    opts->tls_ctx == NULL) {
+		snprintf(err, errlen, "delivery: TLS is required but there is no TLS context");
+		return NULL;
+	}
 	if (opts->source != NULL &&
 	    (opts->source_len > sizeof(struct sockaddr_storage) ||
 	     (opts->source->sa_family != AF_INET && opts->source->sa_family != AF_INET6))) {
@@ -808,6 +967,8 @@ delivery_client_new(struct event_base *base, const struct delivery_options *opts
 	c = xcalloc(1, sizeof(*c));
 	c->base = base;
 	c->helo_name = xstrdup(opts->helo_name);
+	c->tls_policy = opts->tls;
+	c->tls_ctx = opts->tls_ctx;
 	if (opts->source != NULL) {
 		memcpy(&c->source, opts->source, opts->source_len);
 		c->source_len = opts->source_len;
@@ -827,6 +988,7 @@ delivery_client_new(struct event_base *base, const struct delivery_options *opts
 		struct target *t = &c->targets[i];
 
 		t->host = xstrdup(targets[i].host != NULL ? targets[i].host : "");
+		t->no_starttls = targets[i].no_starttls;
 		memcpy(&t->addr, targets[i].addr, targets[i].addr_len);
 		t->addr_len = targets[i].addr_len;
 		if (t->addr.ss_family == AF_INET6) {

@@ -20,6 +20,10 @@
  * CHUNKING and BINARYMIME (554 5.6.3). An 8-bit message to a server without 8BITMIME is
  * sent as is, as Postfix does.
  *
+ * STARTTLS (RFC 3207) follows options.tls: after EHLO, when the server offers it and the
+ * policy wants it, the client upgrades the connection, says EHLO again and uses only what
+ * the second EHLO announces (§4.2). A session is established only once its TLS policy is met.
+ *
  * Thread-safety: none. A client lives on the event loop it was created on; all its I/O and
  * callbacks run there. Nothing blocks: connecting, reading and writing are asynchronous.
  *
@@ -74,6 +78,44 @@ struct delivery_timeouts {
 	unsigned idle_ms;
 };
 
+/* ---- TLS (RFC 3207 STARTTLS; docs/delivery.md, "TLS") ---- */
+
+/* What a client does about STARTTLS. A policy that cannot be met never sends in clear: the
+ * candidate fails (phase "starttls", 451 4.7.4 or 4.7.5) like one that did not answer, and
+ * the message waiting is deferred when none is left. */
+enum delivery_tls_policy {
+	/* STARTTLS when the server offers it, in clear when it does not (or refuses the
+	 * command). A failed handshake is retried at once in clear on a new connection to the
+	 * same server (callbacks.tls_fallback tells the caller, who may set no_starttls for it
+	 * on later connections). The certificate is not required to verify. */
+	DELIVERY_TLS_OPPORTUNISTIC = 0,
+	DELIVERY_TLS_DISABLED,        /* never STARTTLS, even when offered */
+	DELIVERY_TLS_REQUIRED,        /* TLS or nothing; any certificate */
+	DELIVERY_TLS_REQUIRED_VERIFY, /* TLS with a certificate that chains to the CA store and
+	                                 names the host connected to (MX or route host name) */
+};
+
+/* The minimum protocol version when the options say 0: TLS 1.2 (RFC 8996 deprecates 1.0
+ * and 1.1; every mailbox provider speaks 1.2). */
+#define DELIVERY_TLS_DEF_MIN_VERSION 12
+
+struct delivery_tls_options {
+	/* PEM file of the CA certificates to verify servers against; NULL: the system's store
+	 * (OpenSSL's default certificate file, or $SSL_CERT_FILE). */
+	const char *ca_file;
+	unsigned min_version; /* 12 (TLS 1.2) or 13 (TLS 1.3); 0: the default */
+};
+
+/* What every connection of a delivery loop shares: the CA store and the protocol settings.
+ * Made once, before the loop runs: it reads the CA file (never read again, so verifying
+ * costs no file access on the loop). Immutable afterwards; may be shared between threads.
+ * NULL with a reason in err when options.ca_file cannot be loaded; a system store that
+ * cannot be read is only warned about (required-verify then always fails). */
+struct delivery_tls_ctx;
+struct delivery_tls_ctx *delivery_tls_ctx_new(const struct delivery_tls_options *, char *err,
+                                              size_t errlen);
+void delivery_tls_ctx_free(struct delivery_tls_ctx *);
+
 struct delivery_options {
 	const char *helo_name; /* EHLO/HELO argument (the egress source's name); required */
 	/* Local address to connect from (the egress source; port 0), or NULL for the kernel's
@@ -81,14 +123,21 @@ struct delivery_options {
 	const struct sockaddr *source;
 	socklen_t source_len;
 	struct delivery_timeouts timeouts;
+	enum delivery_tls_policy tls;
+	/* Borrowed, must outlive the client. NULL: no TLS at all (opportunistic then means in
+	 * clear; a required policy is refused by delivery_client_new). */
+	const struct delivery_tls_ctx *tls_ctx;
 };
 
 /* A candidate address: the MX host's name (for results and logs) and an IPv4 or IPv6
- * address with its port. Copied by delivery_client_new(). */
+ * address with its port. Copied by delivery_client_new(). The host name is also the name
+ * sent in SNI and the one the certificate must carry (an IP literal: its address). */
 struct delivery_target {
 	const char *host;
 	const struct sockaddr *addr;
 	socklen_t addr_len;
+	/* Opportunistic only: do not try STARTTLS with this one (its handshake failed lately). */
+	bool no_starttls;
 };
 
 /* At most this many candidates are kept; more add nothing to one connection attempt. */
@@ -121,7 +170,7 @@ enum delivery_phase {
 	DELIVERY_PHASE_GREETING,
 	DELIVERY_PHASE_EHLO,
 	DELIVERY_PHASE_HELO,
-	DELIVERY_PHASE_STARTTLS, /* reserved for the STARTTLS issue */
+	DELIVERY_PHASE_STARTTLS, /* STARTTLS's reply, the handshake, the certificate */
 	DELIVERY_PHASE_RSET,     /* resetting a reused connection before MAIL */
 	DELIVERY_PHASE_MAIL,     /* MAIL's reply, or refused before MAIL (SIZE, SMTPUTF8) */
 	DELIVERY_PHASE_RCPT,
@@ -151,12 +200,15 @@ struct delivery_rcpt_result {
 	struct delivery_reply reply;
 };
 
-/* The connection's TLS, for the delivery's log record. The client does not speak STARTTLS
- * yet (issue 4), so today every connection is in clear: active is false. */
+/* The TLS of the session that carried a message, for its log record: active is false when
+ * it went in clear, or when no session was established. */
 struct delivery_tls {
 	bool active;
-	const char *version; /* "TLSv1.3", NULL without TLS */
-	const char *cipher;
+	const char *version; /* "TLSv1.3"; NULL without TLS */
+	const char *cipher;  /* "TLS_AES_256_GCM_SHA384"; NULL without TLS */
+	/* The certificate chains to the CA store and names the host. Always true under
+	 * required-verify; reported, not required, under the other policies. */
+	bool verified;
 };
 
 struct delivery_result {
@@ -197,6 +249,13 @@ struct delivery_callbacks {
 	/* The connection is closed and no message is in flight: the last callback. The caller
 	 * frees the client (here or later). */
 	void (*closed)(void *arg, struct delivery_client *, const struct delivery_session *);
+	/* Opportunistic TLS only: the handshake with this server failed (why: OpenSSL's reason,
+	 * a timeout, the connection closed), and the client is connecting to it again at once,
+	 * in clear. For the caller to remember, so that later connections skip STARTTLS there
+	 * (delivery_target.no_starttls) instead of failing the handshake each time. May be
+	 * NULL. */
+	void (*tls_fallback)(void *arg, struct delivery_client *, const char *host, const char *ip,
+	                     uint16_t port, const char *why);
 };
 
 /* ---- The client ---- */

@@ -34,14 +34,14 @@ enum client_state {
 	C_GREETING,   /* waiting for the 220 */
 	C_EHLO,       /* EHLO sent */
 	C_HELO,       /* EHLO refused with 5xx; HELO sent */
-	/* The STARTTLS issue adds C_STARTTLS here: after EHLO, when offered and wanted, send
-	 * STARTTLS, wrap the bufferevent in bufferevent_openssl on 220, then EHLO again. */
-	C_TXN,     /* a transaction's commands (RSET, MAIL, RCPT, DATA) and their replies */
-	C_CONTENT, /* writing the content; the end-of-data reply is pending */
-	C_DOT,     /* content written, waiting for the end-of-data reply */
-	C_IDLE,    /* established, no message in flight */
-	C_QUIT,    /* QUIT sent */
-	C_CLOSED,  /* gone; closed was called */
+	C_STARTTLS,   /* STARTTLS sent (EHLO offered it, the policy wants it) */
+	C_TLS,        /* 220 to STARTTLS: the handshake runs; then EHLO again (C_EHLO) */
+	C_TXN,        /* a transaction's commands (RSET, MAIL, RCPT, DATA) and their replies */
+	C_CONTENT,    /* writing the content; the end-of-data reply is pending */
+	C_DOT,        /* content written, waiting for the end-of-data reply */
+	C_IDLE,       /* established, no message in flight */
+	C_QUIT,       /* QUIT sent */
+	C_CLOSED,     /* gone; closed was called */
 };
 
 /* Commands whose replies are awaited, in the order sent. */
@@ -49,6 +49,7 @@ enum client_cmd {
 	CMD_GREETING, /* not a command: the greeting is awaited like a reply */
 	CMD_EHLO,
 	CMD_HELO,
+	CMD_STARTTLS,
 	CMD_RSET,
 	CMD_MAIL,
 	CMD_RCPT,
@@ -108,6 +109,16 @@ struct target {
 	socklen_t addr_len;
 	char ip[INET6_ADDRSTRLEN];
 	uint16_t port;
+	bool no_starttls; /* opportunistic: skip STARTTLS (told so, or its handshake failed) */
+};
+
+/* The TLS of the current connection (reset when a connection starts). */
+struct client_tls {
+	bool active;   /* the handshake succeeded: everything since is encrypted */
+	bool verified; /* the certificate chains to the CA store and names the host */
+	char version[16];
+	char cipher[64];
+	char verify_error[128]; /* why it did not verify (OpenSSL's words) */
 };
 
 struct delivery_client {
@@ -116,6 +127,9 @@ struct delivery_client {
 	struct sockaddr_storage source;
 	socklen_t source_len; /* 0: no source address */
 	struct delivery_timeouts to;
+	enum delivery_tls_policy tls_policy;
+	const struct delivery_tls_ctx *tls_ctx; /* NULL: no TLS */
+	struct client_tls tls;
 	struct target *targets;
 	size_t ntargets, cur; /* cur: the target being tried or used */
 	struct delivery_callbacks cb;
@@ -165,6 +179,18 @@ void client_fail(struct delivery_client *, enum delivery_phase, int code, const 
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void client_fail_reply(struct delivery_client *, enum delivery_phase, const struct smtp_reply *);
 struct evbuffer *client_output(struct delivery_client *);
+
+/* tls.c */
+/* A TLS client filter over c->bev for the current target (SNI and the name to verify set),
+ * not yet handshaking: c->bev must not be used afterwards except through the filter, which
+ * owns it. */
+struct bufferevent *tls_filter_new(struct delivery_client *);
+/* After the handshake: version, cipher and verification of c->bev's session into c->tls. */
+void tls_session_info(struct delivery_client *);
+/* Why the handshake on bev failed, from the OpenSSL errors it collected; dflt if none. */
+void tls_error_text(struct bufferevent *bev, const char *dflt, char *buf, size_t size);
+/* The delivery_tls of the session for a result: inactive unless established over TLS. */
+struct delivery_tls tls_result(const struct delivery_client *);
 
 /* transaction.c */
 /* Takes the message in flight (in_txn) without sending anything. */

@@ -464,6 +464,7 @@ txn_report(struct delivery_client *c)
 	    .reused = t->reused,
 	    .nrcpt = t->msg->nrcpt,
 	    .rcpt = t->res,
+	    .tls = tls_result(c),
 	};
 	c->in_txn = false;
 	if (c->cb.result != NULL)

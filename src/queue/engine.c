@@ -145,6 +145,23 @@ engine_domain(const char *address, char *buf, size_t size)
 	buf[i] = '\0';
 }
 
+enum delivery_tls_policy
+engine_tls_policy(const struct queue_engine *e, const char *domain)
+{
+	switch (config_tls_policy(e->cfg, domain)) {
+	case TLS_POLICY_DISABLED:
+		return DELIVERY_TLS_DISABLED;
+	case TLS_POLICY_REQUIRED:
+		return DELIVERY_TLS_REQUIRED;
+	case TLS_POLICY_REQUIRED_VERIFY:
+		return DELIVERY_TLS_REQUIRED_VERIFY;
+	case TLS_POLICY_OPPORTUNISTIC:
+	case TLS_POLICY_UNSET:
+	default:
+		return DELIVERY_TLS_OPPORTUNISTIC;
+	}
+}
+
 void
 engine_kick(struct queue_engine *e)
 {
@@ -334,6 +351,8 @@ engine_free(struct queue_engine *e)
 		mailbox_free(e->mbox);
 	if (e->base != NULL)
 		event_base_free(e->base);
+	tls_memory_free(e->tls_memory);
+	delivery_tls_ctx_free(e->tls_ctx);
 	free(e);
 }
 
@@ -345,6 +364,10 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	const struct delivery_conf *d = &cfg->delivery;
 	struct queue_options qo;
 	struct dns_options dopt = {0};
+	struct delivery_tls_options topt = {
+	    .ca_file = d->tls_ca_file,
+	    .min_version = d->tls_min_version == 0x0304 ? 13 : 12,
+	};
 	char why[256];
 	uint64_t t0 = time_mono_us();
 
@@ -358,6 +381,15 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 		snprintf(err, errlen, "delivery: %s", why);
 		goto fail;
 	}
+	/* The CA store is read here, once, on the calling thread: verifying a certificate on
+	 * the loop then costs no file access. */
+	e->tls_ctx = delivery_tls_ctx_new(&topt, err, errlen);
+	if (e->tls_ctx == NULL)
+		goto fail;
+	e->dopts.tls_ctx = e->tls_ctx;
+	if (d->tls_failure_memory_s > 0)
+		e->tls_memory =
+		    tls_memory_new(ENGINE_TLS_MEMORY_MAX, d->tls_failure_memory_s * USEC);
 	e->base = event_base_new();
 	if (e->base == NULL) {
 		snprintf(err, errlen, "delivery: cannot create an event loop");

@@ -9,22 +9,28 @@
  * An attempt ends ("over") when its client has closed, when it has no target (DNS), or when
  * the engine stops; it is freed once its last job has left. Jobs not sent when it ends are
  * untried: their items are due again at once, no attempt counted. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
+#include "conf/conf.h"
 #include "core/core.h"
 #include "queue/engine_internal.h"
 
 static const struct delivery_message *on_next(void *arg, struct delivery_client *);
 static void on_result(void *arg, struct delivery_client *, const struct delivery_result *);
 static void on_closed(void *arg, struct delivery_client *, const struct delivery_session *);
+static void on_tls_fallback(void *arg, struct delivery_client *, const char *host, const char *ip,
+                            uint16_t port, const char *why);
 
 static const struct delivery_callbacks client_callbacks = {
     .result = on_result,
     .next = on_next,
     .closed = on_closed,
+    .tls_fallback = on_tls_fallback,
 };
 
 /* ---- Jobs on the attempt ---- */
@@ -161,6 +167,36 @@ attempt_over(struct attempt *a, enum queue_conn fate)
 
 /* ---- Sending ---- */
 
+/* Opportunistic TLS: the targets whose handshake failed lately go without STARTTLS. */
+static void
+skip_failed_tls(struct attempt *a)
+{
+	struct queue_engine *e = a->e;
+	uint64_t now = time_now_us();
+
+	if (a->tls != DELIVERY_TLS_OPPORTUNISTIC || e->tls_memory == NULL)
+		return;
+	for (size_t i = 0; i < a->ntargets; i++) {
+		const struct sockaddr *sa = a->targets[i].addr;
+		char ip[INET6_ADDRSTRLEN] = "";
+		uint16_t port;
+
+		if (sa->sa_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+			port = ntohs(s6->sin6_port);
+		} else {
+			const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+			port = ntohs(s4->sin_port);
+		}
+		a->targets[i].no_starttls =
+		    tls_memory_has(e->tls_memory, a->targets[i].host, ip, port, now);
+	}
+}
+
 static void
 attempt_pump(struct attempt *a)
 {
@@ -174,7 +210,11 @@ attempt_pump(struct attempt *a)
 	if (j == NULL)
 		return;
 	if (a->client == NULL) {
-		a->client = delivery_client_new(e->base, &e->dopts, a->targets, a->ntargets,
+		struct delivery_options o = e->dopts;
+
+		o.tls = a->tls;
+		skip_failed_tls(a);
+		a->client = delivery_client_new(e->base, &o, a->targets, a->ntargets,
 		                                &client_callbacks, a, err, sizeof(err));
 		if (a->client == NULL) {
 			log_error("delivery: %s: %s", a->domain, err);
@@ -314,6 +354,12 @@ on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 		res->port = r->mx_port;
 		res->reused = r->reused;
 		res->elapsed_ms = elapsed;
+		res->tls = r->tls.active;
+		res->tls_verified = r->tls.active && r->tls.verified;
+		strlcpy_s(res->tls_version, r->tls.active ? r->tls.version : "",
+		          sizeof(res->tls_version));
+		strlcpy_s(res->tls_cipher, r->tls.active ? r->tls.cipher : "",
+		          sizeof(res->tls_cipher));
 	}
 	if (++j->done_txn == j->ntxn)
 		job_finish(j); /* leaves the attempt; next() comes right after */
@@ -338,6 +384,35 @@ on_closed(void *arg, struct delivery_client *c, const struct delivery_session *s
 	attempt_over(a, fate);
 }
 
+/* Opportunistic TLS: the handshake with this server failed, and the client is sending to it
+ * in clear at once; remembered, so that the next connections skip STARTTLS there instead of
+ * failing a handshake each time (for delivery.tls_failure_memory). */
+static void
+on_tls_fallback(void *arg, struct delivery_client *c, const char *host, const char *ip,
+                uint16_t port, const char *why)
+{
+	struct attempt *a = arg;
+	struct queue_engine *e = a->e;
+	uint64_t secs = e->cfg->delivery.tls_failure_memory_s;
+	char memory[32];
+
+	if (e->tls_memory == NULL) {
+		log_warn("delivery: %s: TLS handshake with %s[%s]:%u failed (%s): sending in clear",
+		         a->domain, host, ip, (unsigned)port, why);
+		return;
+	}
+	tls_memory_add(e->tls_memory, host, ip, port, time_now_us());
+	if (secs % 3600 == 0)
+		snprintf(memory, sizeof(memory), "%lluh", (unsigned long long)(secs / 3600));
+	else if (secs % 60 == 0)
+		snprintf(memory, sizeof(memory), "%llum", (unsigned long long)(secs / 60));
+	else
+		snprintf(memory, sizeof(memory), "%llus", (unsigned long long)secs);
+	log_warn("delivery: %s: TLS handshake with %s[%s]:%u failed (%s): sending in clear, and "
+	         "without STARTTLS to it for the next %s",
+	         a->domain, host, ip, (unsigned)port, why, memory);
+}
+
 /* ---- Lifecycle ---- */
 
 struct attempt *
@@ -348,6 +423,7 @@ attempt_new(struct queue_engine *e, struct queue_dest *dest, struct queue_item *
 	a->e = e;
 	a->dest = dest;
 	a->domain = xstrdup(queue_dest_name(dest));
+	a->tls = engine_tls_policy(e, a->domain);
 	a->started_mono = time_mono_us();
 	a->next = e->attempts;
 	if (e->attempts != NULL)

@@ -37,6 +37,9 @@ struct mailbox;
 #define ENGINE_EXPIRING_MAX 64
 /* Hosts of one route or of the smarthost list (conf checks nothing about the count). */
 #define ENGINE_ROUTE_HOSTS_MAX 16
+/* Servers remembered for a failed TLS handshake (tls_memory): far more than the few broken
+ * ones a sender meets; past it the one due to be forgotten first goes. */
+#define ENGINE_TLS_MEMORY_MAX 1024
 
 /* A recipient's fate on this attempt. */
 enum rcpt_fate {
@@ -58,6 +61,10 @@ struct rcpt_result {
 	uint16_t port;
 	bool reused;
 	uint64_t elapsed_ms;
+	/* The session's TLS (delivery_tls): tls false when in clear or never established. */
+	bool tls, tls_verified;
+	char tls_version[16];
+	char tls_cipher[64];
 };
 
 enum job_state {
@@ -130,6 +137,7 @@ struct attempt {
 	char fail_status[SMTP_STATUS_MAX + 1];
 	char *fail_text;
 
+	enum delivery_tls_policy tls; /* config_tls_policy() for the domain */
 	struct delivery_client *client;
 	bool inflight;  /* a transaction is with the client */
 	bool over;      /* the connection is over (closed, failed, or never to be): released */
@@ -182,6 +190,8 @@ struct queue_engine {
 	unsigned max_conns;       /* connections at once over all destinations */
 	uint64_t delay_notice_us; /* 0: no delay notices */
 	uint64_t lifetime_us; /* the queue lifetime (delay notices' Will-Retry-Until); 0: none */
+	struct delivery_tls_ctx *tls_ctx; /* the CA store, read at start */
+	struct tls_memory *tls_memory;    /* NULL: delivery.tls_failure_memory is 0 */
 
 	/* State (engine thread only). */
 	struct attempt *attempts;
@@ -197,6 +207,19 @@ struct queue_engine {
 	_Atomic unsigned st_open;
 };
 
+/* tls_memory.c: servers whose TLS handshake failed, for a while (pure; time is given). */
+struct tls_memory;
+struct tls_memory *tls_memory_new(size_t max, uint64_t ttl_us);
+void tls_memory_free(struct tls_memory *);
+/* Remembers (or remembers again, for the full ttl) a server by its name, address, port. */
+void tls_memory_add(struct tls_memory *, const char *host, const char *ip, uint16_t port,
+                    uint64_t now_us);
+/* True while remembered (NULL: never). Host names are compared case-insensitively. */
+bool tls_memory_has(struct tls_memory *, const char *host, const char *ip, uint16_t port,
+                    uint64_t now_us);
+/* Entries not yet forgotten at now_us. */
+size_t tls_memory_count(const struct tls_memory *, uint64_t now_us);
+
 /* engine.c */
 /* Arms the one timer for the queue's next due time (at once if due; not while at the
  * connection limit: an attempt that ends kicks again). */
@@ -207,6 +230,8 @@ void engine_close_idle(struct queue_engine *);
 void engine_check_stopped(struct queue_engine *);
 /* Lower-cased domain of an address ("" if none) into buf. */
 void engine_domain(const char *address, char *buf, size_t size);
+/* The TLS policy for mail to a domain (route, domain section, delivery.tls). */
+enum delivery_tls_policy engine_tls_policy(const struct queue_engine *, const char *domain);
 
 /* engine_dispatch.c */
 void engine_dispatch(struct queue_engine *);

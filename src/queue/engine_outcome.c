@@ -192,6 +192,15 @@ log_rcpt(struct job *j, size_t k, const char *reply, unsigned attempt, uint64_t 
 	json_object_set_new(o, "queue_time_s", json_integer((json_int_t)(queued / USEC)));
 	json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)r->elapsed_ms));
 	json_object_set_new(o, "reused", json_boolean(r->reused));
+	if (r->tls) {
+		json_t *t = json_object();
+
+		json_object_set_new(t, "version", json_string(r->tls_version));
+		json_object_set_new(t, "cipher", json_string(r->tls_cipher));
+		json_object_set_new(t, "verified", json_boolean(r->tls_verified));
+		json_object_set_new(o, "tls", t);
+	} else
+		json_object_set_new(o, "tls", json_null());
 	eventlog_write(j->e->log, record_types[r->fate], o);
 }
 

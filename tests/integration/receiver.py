@@ -50,7 +50,14 @@ rset quit; "content" is DATA's content, once its first octets have arrived):
                          do not announce (and refuse the parameters of) that extension
   --size N               announce SIZE N and refuse larger SIZE= / content with 552 5.3.4
   --chunking             announce CHUNKING and BINARYMIME and accept BDAT
-  --starttls             announce STARTTLS (the command itself answers 454)
+  --starttls             announce STARTTLS; without --tls-cert the command answers 454
+  --tls-cert FILE --tls-key FILE
+                         with --starttls: STARTTLS answers 220 and the session goes on in
+                         TLS with this certificate (PEM, chain after it) and key; the state
+                         is reset as RFC 3207 §4.2 says, and STARTTLS is announced no more
+  --tls-break            with --starttls: STARTTLS answers 220, then the receiver reads the
+                         client's first handshake bytes and answers with clear text and
+                         closes (a handshake that fails, as with a broken TLS stack)
   --idle-close SECONDS   say 421 and close a connection idle this long
 
 Records (JSON lines, flushed as written):
@@ -60,16 +67,20 @@ Records (JSON lines, flushed as written):
    "mail_from": "a@example.com", "mail_params": ["SIZE=120", "BODY=8BITMIME"],
    "rcpt_to": ["b@example.com"], "rcpt_params": [["NOTIFY=FAILURE"]],
    "rcpt_refused": ["c@example.com"], "via": "DATA", "data": "...", "size": 120,
-   "bare_lf": 0, "long_lines": 0, "pipelined": true, "accepted": true, "reply": "250 ..."}
+   "bare_lf": 0, "long_lines": 0, "pipelined": true, "accepted": true, "reply": "250 ...",
+   "tls": {"version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "sni": "mx.example"}}
       one per transaction that reached the end of its content; "data" is the content after
       unstuffing, decoded as Latin-1 (one character per octet: .encode("latin-1") gives the
       octets back); "pipelined": RCPT and DATA had arrived before MAIL was answered;
-      "accepted": the final reply was 2xx.
+      "accepted": the final reply was 2xx; "tls": null when the session was in clear.
   {"type": "session", "session": 1, "peer": ..., "helo": ..., "commands": ["EHLO x", ...],
-   "replies": ["220 ...", ...], "quit": true, "unexpected_pipelining": 0, "ended": "quit"}
+   "replies": ["220 ...", ...], "quit": true, "unexpected_pipelining": 0, "ended": "quit",
+   "tls": null, "starttls": false}
       one per connection when it ends; "unexpected_pipelining" counts commands that arrived
       before the previous reply was sent while PIPELINING was not announced; "ended" is
-      "quit", "client" (closed without QUIT), "drop", "idle", "greeting", "shutdown".
+      "quit", "client" (closed without QUIT), "drop", "idle", "greeting", "shutdown",
+      "tls" (the handshake failed, or --tls-break); "starttls": the client said STARTTLS;
+      "tls": as in messages, null when the session stayed in clear.
 """
 
 import argparse
@@ -77,6 +88,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -110,6 +122,9 @@ class Script:
     size: int = 0
     chunking: bool = False
     starttls: bool = False
+    tls_cert: str = ""  # with starttls: a real TLS session with this certificate chain
+    tls_key: str = ""
+    tls_break: bool = False  # with starttls: 220, then clear text instead of a handshake
     idle_close: float = 0.0
     record: str = ""
 
@@ -171,6 +186,8 @@ class Session:
         self.unexpected_pipelining = 0
         self.refusing = False  # after a 4xx/5xx greeting
         self.transactions = 0
+        self.tls = None  # {"version", "cipher"} once STARTTLS succeeded
+        self.said_starttls = False
         self.reset()
 
     def reset(self):
@@ -268,7 +285,7 @@ class Session:
             self.refusing = not reply.startswith("2")
             ended = await self.commands_loop()
         except Dropped as e:
-            ended = "idle" if str(e) == "idle" else "drop"
+            ended = str(e) if str(e) in ("idle", "tls") else "drop"
         except (EOFError, ConnectionError):
             ended = "client"
         except asyncio.CancelledError:
@@ -280,7 +297,7 @@ class Session:
                 "local": self.local, "local_port": self.local_port, "helo": self.helo,
                 "esmtp": self.esmtp, "commands": self.commands, "replies": self.replies,
                 "quit": self.quit, "unexpected_pipelining": self.unexpected_pipelining,
-                "ended": ended,
+                "ended": ended, "tls": self.tls, "starttls": self.said_starttls,
             })
             try:
                 self.writer.close()
@@ -323,7 +340,7 @@ class Session:
                             (s.enhancedstatuscodes, "ENHANCEDSTATUSCODES"),
                             (s.chunking, "CHUNKING"),
                             (s.chunking, "BINARYMIME"),
-                            (s.starttls, "STARTTLS")):
+                            (s.starttls and not self.tls, "STARTTLS")):
             if on:
                 lines.append(keyword)
         normal = "\n".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}"
@@ -502,7 +519,7 @@ class Session:
             "rcpt_params": self.rcpt_params, "rcpt_refused": self.rcpt_refused, "via": via,
             "data": data.decode("latin-1"), "size": len(data), "bare_lf": bare_lf,
             "long_lines": long_lines, "pipelined": self.pipelined,
-            "accepted": reply.startswith("2"), "reply": reply,
+            "accepted": reply.startswith("2"), "reply": reply, "tls": self.tls,
         })
         await self.send(reply)
         self.reset()
@@ -542,7 +559,35 @@ class Session:
         await self.send(self.status("252 2.5.2 cannot verify"))
 
     async def cmd_STARTTLS(self, arg):
-        await self.send(self.status("454 4.7.0 TLS not available"))
+        self.said_starttls = True
+        if self.tls:
+            await self.send(self.status("503 5.5.1 TLS already active"))
+            return
+        context = self.server.tls_context
+        if not self.script.starttls or (context is None and not self.script.tls_break):
+            await self.send(self.status("454 4.7.0 TLS not available"))
+            return
+        # RFC 3207 §4.2 on the server side too: nothing pipelined after STARTTLS is read.
+        self.buf = b""
+        await self.send(self.status("220 2.0.0 ready to start TLS"))
+        if self.script.tls_break:
+            try:
+                await self.fill(timeout=10)  # the ClientHello
+            except (asyncio.TimeoutError, EOFError):
+                pass
+            self.writer.write(b"this is not TLS\r\n")
+            await self.writer.drain()
+            raise Dropped("tls")
+        try:
+            await self.writer.start_tls(context, ssl_handshake_timeout=10)
+        except (ssl.SSLError, OSError, asyncio.TimeoutError, ConnectionError):
+            raise Dropped("tls")
+        obj = self.writer.get_extra_info("ssl_object")
+        self.tls = {"version": obj.version(), "cipher": obj.cipher()[0],
+                    "sni": getattr(obj, "sni", None)}
+        # Forget everything said in clear: the client must EHLO again.
+        self.helo, self.esmtp = None, False
+        self.reset()
 
     async def cmd_QUIT(self, arg):
         self.quit = True
@@ -558,6 +603,15 @@ class Server:
         self.hosts = list(hosts)
         self.port = port
         self.recorder = Recorder(script.record)
+        self.tls_context = None
+        if script.tls_cert:
+            self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_context.load_cert_chain(script.tls_cert, script.tls_key or None)
+
+            def note_sni(obj, name, context):  # the name the client asked for (RFC 6066)
+                obj.sni = name
+
+            self.tls_context.sni_callback = note_sni
         self.used = {}
         self.sessions = 0
         self.servers = []
@@ -725,6 +779,9 @@ def script_from_args(argv):
     p.add_argument("--size", type=int, default=0)
     p.add_argument("--chunking", action="store_true")
     p.add_argument("--starttls", action="store_true")
+    p.add_argument("--tls-cert", default="")
+    p.add_argument("--tls-key", default="")
+    p.add_argument("--tls-break", action="store_true")
     p.add_argument("--idle-close", type=float, default=0.0)
     a = p.parse_args(argv)
 
@@ -746,7 +803,8 @@ def script_from_args(argv):
         pipelining=not a.no_pipelining, eightbitmime=not a.no_8bitmime,
         smtputf8=not a.no_smtputf8, dsn=not a.no_dsn,
         enhancedstatuscodes=not a.no_enhancedstatuscodes, size=a.size,
-        chunking=a.chunking, starttls=a.starttls, idle_close=a.idle_close, record=a.record)
+        chunking=a.chunking, starttls=a.starttls, tls_cert=a.tls_cert, tls_key=a.tls_key,
+        tls_break=a.tls_break, idle_close=a.idle_close, record=a.record)
     try:
         script.check()
     except ValueError as e:

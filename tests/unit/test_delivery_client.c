@@ -392,7 +392,7 @@ on_closed(void *arg, struct delivery_client *c, const struct delivery_session *s
 	event_base_loopbreak(run.base);
 }
 
-static const struct delivery_callbacks callbacks = {on_result, on_next, on_closed};
+static const struct delivery_callbacks callbacks = {on_result, on_next, on_closed, NULL};
 
 static struct sockaddr_storage target_addrs[4];
 
