@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "conf/conf.h"
 #include "control/control.h"
+#include "delivery/delivery.h"
 #include "core/core.h"
 #include "ingress/ingress.h"
 #include "preflight/preflight.h"
@@ -350,6 +351,18 @@ cmd_check_config(struct options *o)
 	cfg = load_config(path);
 	if (cfg == NULL)
 		return 1;
+	if (cfg->delivery.tls_ca_file != NULL) {
+		struct delivery_tls_options topt = {.ca_file = cfg->delivery.tls_ca_file};
+		char err[1024];
+		struct delivery_tls_ctx *ctx = delivery_tls_ctx_new(&topt, err, sizeof(err));
+
+		if (ctx == NULL) {
+			fprintf(stderr, "%s: %s\n", path, err);
+			config_free(cfg);
+			return 1;
+		}
+		delivery_tls_ctx_free(ctx);
+	}
 	if (cfg->auth.users_file != NULL) {
 		char err[2048];
 		struct access_users *u = access_users_load(cfg->auth.users_file, err, sizeof(err));
