@@ -297,6 +297,9 @@ cmd_serve(struct options *o)
 		}
 		log_info("running as user %s (uid %u)", run_as.name, run_as.uid);
 	}
+	/* Only now does anything from the network get read: never by root. */
+	ingress_open(srv.ingress);
+	control_run(srv.control);
 	log_info("%s %s ready: %s, spool %s (%llu messages)", DROVER_NAME, DROVER_VERSION,
 	         cfg->path ? cfg->path : "embedded defaults", cfg->spool_directory,
 	         (unsigned long long)spool_message_count(srv.spool));

@@ -30,11 +30,13 @@ struct control_sources {
 
 struct control;
 
-/* Binds control.address and starts the thread; NULL without error when control.address is
- * "" (off); NULL with a reason in err when the address cannot be bound. cfg and the sources
- * must outlive it. */
+/* Binds control.address (while the server may still be root); NULL without error when
+ * control.address is "" (off); NULL with a reason in err when the address cannot be bound.
+ * cfg and the sources must outlive it. Nothing is served until control_run(). */
 struct control *control_start(const struct config *, const struct control_sources *, char *err,
                               size_t errlen);
+/* Starts serving, on a thread of its own. NULL is accepted. */
+void control_run(struct control *);
 /* Stops the thread and closes the socket. NULL is accepted. */
 void control_stop(struct control *);
 

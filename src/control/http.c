@@ -22,6 +22,7 @@ struct control {
 	struct evhttp *http;
 	struct mailbox *mailbox; /* to stop the loop from another thread */
 	pthread_t thread;
+	bool running;
 	uint64_t started_us;
 };
 
@@ -162,11 +163,20 @@ control_start(const struct config *cfg, const struct control_sources *src, char 
 		free(c);
 		return NULL;
 	}
+	return c;
+}
+
+void
+control_run(struct control *c)
+{
+	if (c == NULL)
+		return;
 	if (pthread_create(&c->thread, NULL, control_main, c) != 0)
 		fatal("control: cannot start its thread");
-	log_info("control: HTTP API and metrics on %s%s", cfg->control.address,
-	         cfg->control.token != NULL && cfg->control.token[0] ? " (bearer token)" : "");
-	return c;
+	c->running = true;
+	log_info("control: HTTP API and metrics on %s%s", c->cfg->control.address,
+	         c->cfg->control.token != NULL && c->cfg->control.token[0] ? " (bearer token)"
+	                                                                   : "");
 }
 
 static void
@@ -182,8 +192,10 @@ control_stop(struct control *c)
 {
 	if (c == NULL)
 		return;
-	mailbox_post(c->mailbox, control_quit, c);
-	pthread_join(c->thread, NULL);
+	if (c->running) {
+		mailbox_post(c->mailbox, control_quit, c);
+		pthread_join(c->thread, NULL);
+	}
 	evhttp_free(c->http);
 	mailbox_free(c->mailbox);
 	event_base_free(c->base);

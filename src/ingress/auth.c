@@ -242,6 +242,8 @@ on_delay(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	session_ref(s);
+	event_free(s->auth.delay); /* one timer per failure: the next one makes its own */
+	s->auth.delay = NULL;
 	auth_answer(s, "535 5.7.8 Error: authentication credentials invalid", false);
 	session_unref(s);
 }

@@ -29,13 +29,16 @@ struct ingress_hooks {
 	void *arg;
 };
 
-/* Binds the listeners and starts the SMTP threads. NULL with a message in err if a
+/* Binds the listeners and starts the SMTP threads, which accept nothing until
+ * ingress_open() (the server gives up root in between). NULL with a message in err if a
  * listener cannot be bound. cfg, spool, log and hooks must outlive the ingress; hooks may
  * be NULL. */
 struct ingress *ingress_start(struct event_base *base, const struct config *cfg,
                               struct spool *spool, struct eventlog *log,
                               const struct ingress_hooks *hooks, char *err, size_t errlen);
 
+/* The listeners start accepting connections (the kernel has queued them meanwhile). */
+void ingress_open(struct ingress *);
 /* Stops accepting, answers idle sessions "421 4.3.2" and closes them, waits for messages
  * being committed to get their reply, then stops the threads (at most grace_s seconds, then
  * remaining sessions are cut). */

@@ -179,7 +179,7 @@ worker_listen(struct worker *w, char *err, size_t errlen)
 		w->listeners[i] = evconnlistener_new_bind(
 		    w->base, accept_cb, ctx,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-		        LEV_OPT_CLOSE_ON_EXEC,
+		        LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
 		    LISTEN_BACKLOG, (const struct sockaddr *)&lc->sockaddr, (int)lc->socklen);
 		if (w->listeners[i] == NULL) {
 			snprintf(err, errlen, "listener \"%s\": cannot listen on %s: %s", lc->name,
@@ -348,4 +348,21 @@ ingress_reload_certificates(struct ingress *in)
 	}
 	log_info("TLS: %zu certificates reloaded", in->cfg->ntls_certificates);
 	return 0;
+}
+
+/* On the worker's loop: its sockets start accepting. */
+static void
+worker_open(void *arg)
+{
+	struct worker *w = arg;
+
+	for (size_t i = 0; i < w->nlisteners; i++)
+		evconnlistener_enable(w->listeners[i]);
+}
+
+void
+ingress_open(struct ingress *in)
+{
+	for (unsigned i = 0; i < in->nworkers; i++)
+		mailbox_post(in->workers[i].mailbox, worker_open, &in->workers[i]);
 }

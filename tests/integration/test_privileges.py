@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import RUN_USER, deadline, free_port, message, smtp
+from conftest import RUN_USER, deadline, free_port, message, smtp, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
 
@@ -25,6 +25,9 @@ def test_runs_as_the_configured_user_and_still_works(make_drover):
     import pwd
     pw = pwd.getpwnam(RUN_USER)
     d = make_drover()
+    # Listening comes first; the user changes once everything is set up.
+    wait_for(lambda: f"running as user {RUN_USER}" in d.stderr_text(), deadline(10),
+             what="the change of user")
     st = ids(d.pid)
     # real, effective, saved and filesystem ids: all the user's, none root.
     assert st["Uid"] == [pw.pw_uid] * 4, st
