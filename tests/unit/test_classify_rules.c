@@ -12,7 +12,7 @@ expect(const struct classify_table *t, const char *provider, int code, const cha
 	classify_reply(t, provider, code, status, text, &r);
 	if (r.category != want || r.line != line)
 		fail_msg("%s %d %s \"%s\": got %s (line %u), want %s (line %u)",
-		         provider ? provider : "-", code, status ? status : "-", text,
+		         provider ? provider : "-", code, status ? status : "-", text ? text : "-",
 		         classify_category_name(r.category), r.line, classify_category_name(want),
 		         line);
 }
