@@ -127,6 +127,7 @@ enum tls_policy {
 struct domain_conf {
 	char *domain; /* the section title, lower case: "example.com" */
 	enum tls_policy tls;
+	const char *pool; /* pool for mail to this domain; NULL: as the route or delivery says */
 };
 
 /* A static route: mail for one domain goes to these hosts, tried in order, instead of the
@@ -137,6 +138,34 @@ struct route_conf {
 	char **hosts;        /* "host", "host:port", "192.0.2.1:2525", "[2001:db8::1]:25"; a host
 	                        without a port uses delivery.port */
 	size_t nhosts;
+	const char *pool; /* pool for mail on this route; NULL: as the domain or delivery says */
+};
+
+/* An egress source: source "name" { address; ehlo }. A local address that outgoing
+ * connections bind, and the name they announce in EHLO (docs/delivery.md, "Sources and
+ * pools"). */
+struct source_conf {
+	char *name;                       /* the section title */
+	char *address;                    /* as written: "192.0.2.10", "2001:db8::10" */
+	struct sockaddr_storage sockaddr; /* the address, port 0 */
+	socklen_t socklen;
+	char *ehlo; /* the EHLO name; delivery.helo_name when the section does not say */
+};
+
+/* A source in a pool, with its share of the pool's connections. */
+struct pool_member_conf {
+	size_t source;   /* index into config.sources */
+	unsigned weight; /* >= 1 */
+};
+
+/* A pool: pool "name" { source "a" { weight = 3 } ... }. Mail routed to it leaves from its
+ * sources, chosen by smooth weighted round robin per destination. A later stream names a
+ * pool the same way delivery.pool, route and domain sections do (config_pool()). */
+struct pool_conf {
+	char *name; /* the section title */
+	struct pool_member_conf *members;
+	size_t nmembers; /* >= 1 */
+	unsigned total_weight;
 };
 
 #define DELIVERY_RETRY_MAX 16
@@ -182,6 +211,9 @@ struct delivery_conf {
 	/* Opportunistic: a server whose TLS handshake failed gets mail in clear, without
 	 * STARTTLS, for this long; 0: STARTTLS is tried (and fails) on every connection. */
 	uint64_t tls_failure_memory_s;
+	/* The pool for all mail unless a route or domain section names another; NULL: no pool,
+	 * the system's default address and helo_name. Points into config.pools. */
+	const char *pool;
 };
 
 struct config {
@@ -212,6 +244,10 @@ struct config {
 	size_t nroutes;
 	struct domain_conf *domains; /* sorted by domain (config_domain) */
 	size_t ndomains;
+	struct source_conf *sources; /* egress sources, in the order of the file */
+	size_t nsources;
+	struct pool_conf *pools; /* in the order of the file */
+	size_t npools;
 
 	struct tls_certificate_conf *tls_certificates; /* in the order of the file */
 	size_t ntls_certificates;
@@ -240,6 +276,11 @@ const struct domain_conf *config_domain(const struct config *, const char *domai
 /* The TLS policy for mail to a domain: its route's tls if set, else its domain section's,
  * else delivery.tls. Never TLS_POLICY_UNSET. */
 enum tls_policy config_tls_policy(const struct config *, const char *domain);
+/* The pool of that name, or NULL. */
+const struct pool_conf *config_pool(const struct config *, const char *name);
+/* The pool for mail to a domain: its route's pool if set, else its domain section's, else
+ * delivery.pool; NULL when none is configured (the system's default address). */
+const struct pool_conf *config_pool_for(const struct config *, const char *domain);
 /* "disabled", "opportunistic", "required", "required-verify"; NULL for UNSET or unknown. */
 const char *tls_policy_name(enum tls_policy);
 

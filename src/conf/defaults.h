@@ -256,6 +256,12 @@
 /* Beyond a week, a repaired server would go on receiving in clear for too long. */
 #define LIM_DELIVERY_TLS_FAILURE_MEMORY_MAX (7 * 86400)
 
+/* Egress pools: a source without a weight has weight 1, so pool "p" { source "a" { }
+ * source "b" { } } shares evenly. Weights above 1000 express nothing that smaller ones
+ * cannot (a share of 1/1000), and keep the round robin's sums far from overflow. */
+#define DEF_POOL_WEIGHT     1
+#define LIM_POOL_WEIGHT_MAX 1000
+
 /* Counts above a million are typos (sessions, per-ip sessions). */
 #define LIM_COUNT_MAX 1000000
 

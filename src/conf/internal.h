@@ -58,6 +58,12 @@ void free_domains(struct config *conf);
 /* A tls setting's value ("required-verify") -> enum tls_policy; TLS_POLICY_UNSET if unknown. */
 enum tls_policy tls_policy_value(const char *text);
 
+/* source and pool sections, and the pool settings of delivery, route and domain sections,
+ * into conf, checked against each other (egress.c); free_egress() takes them back. After
+ * copy_delivery, copy_routes and copy_domains. */
+void copy_egress(cfg_t *cfg, struct config *conf, struct load_ctx *ctx);
+void free_egress(struct config *conf);
+
 /* dkim { } and dkim_key sections into conf (dkim.c); free_dkim() takes them back. */
 void copy_dkim(cfg_t *cfg, struct config *conf, const struct load_ctx *ctx);
 void free_dkim(struct config *conf);
@@ -142,6 +148,10 @@ struct load_ctx {
 	struct seen_key *certs; /* where each tls_certificate's file is named */
 	size_t ncerts;
 	char *users_where; /* where auth.users_file is set */
+	/* Where egress settings are written, for the checks across sections (egress.c):
+	 * title "source \"a\"", "pool \"p\".source \"a\"", "route \"x\".pool", ... */
+	struct seen_key *egress;
+	size_t negress;
 };
 
 void load_error_at(struct load_ctx *, const char *file, int line, const char *fmt, ...)

@@ -67,6 +67,11 @@ ctx_free(struct load_ctx *ctx)
 	}
 	free(ctx->certs);
 	free(ctx->users_where);
+	for (size_t i = 0; i < ctx->negress; i++) {
+		free(ctx->egress[i].title);
+		free(ctx->egress[i].where);
+	}
+	free(ctx->egress);
 	for (size_t i = 0; i < ctx->nlisteners; i++) {
 		free(ctx->listeners[i].title);
 		free(ctx->listeners[i].where.file);
@@ -523,6 +528,7 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 	copy_delivery(cfg, conf, ctx);
 	copy_routes(cfg, conf);
 	copy_domains(cfg, conf);
+	copy_egress(cfg, conf, ctx);
 	copy_dkim(cfg, conf, ctx);
 	copy_security(cfg, conf, ctx);
 
@@ -602,6 +608,7 @@ config_free(struct config *conf)
 	}
 	free(conf->routes);
 	free_domains(conf);
+	free_egress(conf);
 	free(conf->delivery.tls_ca_file);
 	free_dkim(conf);
 	free_security(conf);

@@ -10,6 +10,7 @@
  * so its line numbers are lines of that text: locate() maps them back to a file and line.
  */
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -114,6 +115,8 @@ static const struct setting settings[] = {
      LIM_DELIVERY_QUEUE_LIFETIME_MAX, "off", NULL},
     {"delivery", "tls_failure_memory", SETTING_DURATION, LIM_TIMEOUT_MIN,
      LIM_DELIVERY_TLS_FAILURE_MEMORY_MAX, "STARTTLS tried on every connection", NULL},
+    {"source", "weight", SETTING_COUNT, 1, LIM_POOL_WEIGHT_MAX, NULL,
+     "a source's share of its pool; 0 would be a source never used: leave it out"},
 };
 
 size_t
@@ -726,6 +729,127 @@ on_domain_end(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* ---- Egress: source "name" { }, pool "name" { source "a" { weight } }, the pool settings ----
+ *
+ * What refers to another section (a pool's sources, delivery/route/domain pool) is checked
+ * once the whole file is read (egress.c), since a pool may come before its sources: here
+ * only where each is written is remembered. */
+
+static void
+remember_egress(cfg_t *cfg, const char *key)
+{
+	const char *file;
+	int line;
+
+	if (current == NULL)
+		return;
+	locate(cfg, &file, &line);
+	current->egress =
+	    xrealloc(current->egress, (current->negress + 1) * sizeof(*current->egress));
+	current->egress[current->negress].title = xstrdup(key);
+	current->egress[current->negress].where =
+	    file != NULL ? xasprintf("%s:%d", file, line) : xasprintf("line %d", line);
+	current->negress++;
+}
+
+static int
+on_source_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128], key[256];
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	*(const char **)result = value;
+	if (current == NULL || cfg->title == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "source \"%s\"", cfg->title);
+	remember_egress(cfg, key);
+	if (inet_pton(AF_INET, value, &a4) != 1 && inet_pton(AF_INET6, value, &a6) != 1)
+		report(cfg,
+		       "source \"%s\".address: \"%s\": not an IP address (a source is a local "
+		       "IPv4 or IPv6 address to bind, as in address = \"192.0.2.10\")",
+		       cfg->title, shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static int
+on_source_ehlo(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (current != NULL && !helo_name_valid(value))
+		report(cfg,
+		       "source \"%s\".ehlo: \"%s\": not a valid domain name or address literal "
+		       "(as in ehlo = \"mta2.example.com\")",
+		       cfg->title != NULL ? cfg->title : "", shown(value, v, sizeof(v)));
+	return 0;
+}
+
+/* After a source section is read (cfg is the top level, the section the last one). */
+static int
+on_source_end(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+
+	if (sec == NULL)
+		return 0;
+	if (!title_valid(sec->title))
+		report(cfg,
+		       "source \"%s\": the title must be 1 to 64 letters, digits, '-', '_' or '.'",
+		       sec->title);
+	if (cfg_getstr(sec, "address") == NULL)
+		report(cfg, "source \"%s\".address: required, as in address = \"192.0.2.10\"",
+		       sec->title);
+	return 0;
+}
+
+/* After a source is read inside a pool (cfg is the pool section). */
+static int
+on_pool_member_end(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+	char key[256];
+
+	if (sec == NULL || cfg->title == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "pool \"%s\".source \"%s\"", cfg->title, sec->title);
+	remember_egress(cfg, key);
+	return 0;
+}
+
+/* After a pool section is read (cfg is the top level, the section the last one). */
+static int
+on_pool_end(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+
+	if (sec == NULL)
+		return 0;
+	if (!title_valid(sec->title))
+		report(cfg,
+		       "pool \"%s\": the title must be 1 to 64 letters, digits, '-', '_' or '.'",
+		       sec->title);
+	if (cfg_size(sec, "source") == 0)
+		report(cfg,
+		       "pool \"%s\": no sources: name at least one, as in pool \"%s\" { source "
+		       "\"a\" { weight = 1 } }",
+		       sec->title, sec->title);
+	return 0;
+}
+
+/* delivery.pool, route "x".pool, domain "x".pool: the pool is looked up in egress.c. */
+static int
+on_pool_ref(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char path[512];
+
+	on_nonempty(cfg, opt, value, result);
+	setting_path(cfg, opt->name, path, sizeof(path));
+	remember_egress(cfg, path);
+	return 0;
+}
+
 /* ---- tls { }, tls_certificate "name" { }, auth { } and the listener's role ---- */
 
 /* Where a file is named, for the errors found when it is read after the load. */
@@ -1147,18 +1271,37 @@ static cfg_opt_t delivery_opts[] = {
     CFG_STR_CB("tls_ca_file", NULL, CFGF_NODEFAULT, on_nonempty),
     CFG_STR_CB("tls_min_version", DEF_DELIVERY_TLS_MIN_VERSION, CFGF_NONE, on_delivery_tls_version),
     CFG_INT_CB("tls_failure_memory", DEF_DELIVERY_TLS_FAILURE_MEMORY, CFGF_NONE, on_number),
+    CFG_STR_CB("pool", NULL, CFGF_NODEFAULT, on_pool_ref),
     CFG_END(),
 };
 
 static cfg_opt_t route_opts[] = {
     CFG_STR_LIST_CB("hosts", NULL, CFGF_NONE, on_delivery_host),
     CFG_STR_CB("tls", NULL, CFGF_NODEFAULT, on_tls_policy),
+    CFG_STR_CB("pool", NULL, CFGF_NODEFAULT, on_pool_ref),
     CFG_END(),
 };
 
 /* Settings for one destination domain; shaping will join tls here. */
 static cfg_opt_t domain_opts[] = {
     CFG_STR_CB("tls", NULL, CFGF_NODEFAULT, on_tls_policy),
+    CFG_STR_CB("pool", NULL, CFGF_NODEFAULT, on_pool_ref),
+    CFG_END(),
+};
+
+static cfg_opt_t source_opts[] = {
+    CFG_STR_CB("address", NULL, CFGF_NODEFAULT, on_source_address),
+    CFG_STR_CB("ehlo", NULL, CFGF_NODEFAULT, on_source_ehlo),
+    CFG_END(),
+};
+
+static cfg_opt_t pool_member_opts[] = {
+    CFG_INT_CB("weight", DEF_POOL_WEIGHT, CFGF_NONE, on_number),
+    CFG_END(),
+};
+
+static cfg_opt_t pool_opts[] = {
+    CFG_SEC("source", pool_member_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),
 };
 
@@ -1175,6 +1318,8 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("delivery", delivery_opts, CFGF_NONE),
     CFG_SEC("route", route_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("source", source_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("pool", pool_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("tls", tls_opts, CFGF_NONE),
     CFG_SEC("tls_certificate", tls_certificate_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("auth", auth_opts, CFGF_NONE),
@@ -1199,6 +1344,9 @@ schema_new(struct load_ctx *ctx)
 	cfg_set_validate_func(cfg, "listener", on_listener_end);
 	cfg_set_validate_func(cfg, "route", on_route_end);
 	cfg_set_validate_func(cfg, "domain", on_domain_end);
+	cfg_set_validate_func(cfg, "source", on_source_end);
+	cfg_set_validate_func(cfg, "pool", on_pool_end);
+	cfg_set_validate_func(cfg, "pool|source", on_pool_member_end);
 	cfg_set_validate_func(cfg, "dkim_key", on_dkim_key_end);
 	cfg_set_validate_func(cfg, "tls_certificate", on_tls_certificate_end);
 	return cfg;

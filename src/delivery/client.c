@@ -755,6 +755,7 @@ target_connect(struct delivery_client *c, const struct target *t, char *why, siz
 		(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 #endif
 		if (bind(fd, (const struct sockaddr *)&c->source, c->source_len) < 0) {
+			c->source_errno = errno;
 			snprintf(why, whylen,
 			         "connect to %s[%s]:%u: bind to the source address: %s", t->host,
 			         t->ip, t->port, strerror(errno));
@@ -800,6 +801,12 @@ client_connect_next(struct delivery_client *c)
 		}
 		set_error(c, DELIVERY_PHASE_CONNECT, 451, "4.4.1", why, true);
 		log_debug("delivery: %s", why);
+		if (c->source_errno != 0) {
+			/* The source address cannot be bound (not on this machine): every other
+			 * candidate would fail the same way, and none of them is at fault. */
+			c->tried--;
+			break;
+		}
 		c->cur++;
 	}
 	c->cur = c->ntargets - 1; /* results name the last candidate tried */
@@ -833,6 +840,7 @@ client_session_closed(struct delivery_client *c)
 	s = (struct delivery_session){
 	    .established = connected,
 	    .tried = c->tried,
+	    .source_errno = c->source_errno,
 	    .messages = c->messages,
 	    .mx_host = c->tried > 0 ? target_host(c) : NULL,
 	    .mx_addr = c->tried > 0 ? target_ip(c) : NULL,

@@ -221,6 +221,9 @@ struct delivery_result {
 	size_t nrcpt;
 	const struct delivery_rcpt_result *rcpt; /* one per msg->rcpt, in that order */
 	struct delivery_tls tls;
+	/* Not 0: binding options.source failed with this errno (EADDRNOTAVAIL: the address is
+	 * not on this machine), so no server was tried; the message is deferred with it. */
+	int source_errno;
 };
 
 /* How a connection ended, for dead-destination detection and logs. */
@@ -236,6 +239,10 @@ struct delivery_session {
 	const struct delivery_reply *error;
 	const struct smtp_ehlo *ehlo; /* what the server announced; NULL without EHLO */
 	struct delivery_tls tls;
+	/* Not 0: binding options.source failed with this errno. Every candidate would fail the
+	 * same way, so none is tried after it (tried is 0): the source is at fault, not the
+	 * destination. */
+	int source_errno;
 };
 
 struct delivery_callbacks {

@@ -126,6 +126,7 @@ struct delivery_client {
 	char *helo_name;
 	struct sockaddr_storage source;
 	socklen_t source_len; /* 0: no source address */
+	int source_errno;     /* bind() to source failed with this: nothing else is tried */
 	struct delivery_timeouts to;
 	enum delivery_tls_policy tls_policy;
 	const struct delivery_tls_ctx *tls_ctx; /* NULL: no TLS */

@@ -465,6 +465,7 @@ txn_report(struct delivery_client *c)
 	    .nrcpt = t->msg->nrcpt,
 	    .rcpt = t->res,
 	    .tls = tls_result(c),
+	    .source_errno = c->source_errno,
 	};
 	c->in_txn = false;
 	if (c->cb.result != NULL)

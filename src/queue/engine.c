@@ -352,6 +352,7 @@ engine_free(struct queue_engine *e)
 	if (e->base != NULL)
 		event_base_free(e->base);
 	tls_memory_free(e->tls_memory);
+	egress_free(e->egress);
 	delivery_tls_ctx_free(e->tls_ctx);
 	free(e);
 }
@@ -390,6 +391,7 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	if (d->tls_failure_memory_s > 0)
 		e->tls_memory =
 		    tls_memory_new(ENGINE_TLS_MEMORY_MAX, d->tls_failure_memory_s * USEC);
+	e->egress = egress_new(e->cfg);
 	e->base = event_base_new();
 	if (e->base == NULL) {
 		snprintf(err, errlen, "delivery: cannot create an event loop");

@@ -213,6 +213,13 @@ attempt_pump(struct attempt *a)
 		struct delivery_options o = e->dopts;
 
 		o.tls = a->tls;
+		if (a->source >= 0) {
+			const struct source_conf *src = &e->cfg->sources[a->source];
+
+			o.source = (const struct sockaddr *)&src->sockaddr;
+			o.source_len = src->socklen;
+			o.helo_name = src->ehlo;
+		}
 		skip_failed_tls(a);
 		a->client = delivery_client_new(e->base, &o, a->targets, a->ntargets,
 		                                &client_callbacks, a, err, sizeof(err));
@@ -237,6 +244,88 @@ attempt_pump(struct attempt *a)
 	}
 }
 
+/* ---- Pools: one message at a time, on its source's turn ----
+ *
+ * With a pool, the round robin decides per message, not per connection: a connection takes
+ * the destination's next message only when the pick is its own source, so the weights hold
+ * in messages however many each connection carries. Each message taken moves the turn on,
+ * and the idle connection whose turn it now is takes the next (egress_wake). When it is the
+ * turn of a source with no connection to the destination, a new one opens if the window
+ * has room; if not, an idle connection of another source gives its slot up (yield_slot). */
+
+static void egress_wake(struct queue_engine *, struct queue_dest *);
+
+static size_t
+refill_pooled(struct attempt *a, size_t want)
+{
+	struct queue_engine *e = a->e;
+	uint64_t now = time_now_us();
+	struct queue_item *it;
+	size_t got = 0;
+
+	while (got < want && egress_pick(e->egress, a->pool, a->domain, now, false) == a->source &&
+	       queue_take_more(e->q, a->dest, now, &it, 1) == 1) {
+		(void)egress_pick(e->egress, a->pool, a->domain, now, true);
+		a->idle = false;
+		take(a, &it, 1);
+		got++;
+	}
+	return got;
+}
+
+/* An idle connection that is not its source's turn: it keeps its slot while the source whose
+ * turn it is has a connection (that one takes the message) or can get one (the window has
+ * room); otherwise it closes, and its slot goes to that source. */
+static void
+yield_slot(struct attempt *a)
+{
+	struct queue_engine *e = a->e;
+	struct queue_dest_stats st;
+	long turn;
+
+	if (a->over || !a->idle || a->njobs > 0 || a->client == NULL || a->dest == NULL)
+		return;
+	turn = egress_pick(e->egress, a->pool, a->domain, time_now_us(), false);
+	if (turn < 0 || turn == a->source)
+		return;
+	for (struct attempt *b = e->attempts; b != NULL; b = b->next)
+		if (b != a && !b->over && b->dest == a->dest && b->source == turn)
+			return;
+	queue_dest_stats(e->q, a->dest, &st);
+	if (st.ready == 0)
+		return;
+	if (st.slots < st.window) {
+		engine_kick(e);
+		return;
+	}
+	a->idle = false;
+	delivery_client_close(a->client);
+}
+
+/* A message was taken for dest: the idle connections whose turn may have come take theirs,
+ * until none takes any. */
+static void
+egress_wake(struct queue_engine *e, struct queue_dest *dest)
+{
+	bool again = true;
+
+	if (e->waking)
+		return;
+	e->waking = true;
+	while (again) {
+		again = false;
+		for (struct attempt *b = e->attempts; b != NULL; b = b->next) {
+			unsigned before = b->taken;
+
+			if (b->dest != dest || b->over || !b->idle || b->pool == NULL)
+				continue;
+			attempt_refill(b);
+			again = again || b->taken != before;
+		}
+	}
+	e->waking = false;
+}
+
 void
 attempt_refill(struct attempt *a)
 {
@@ -248,6 +337,13 @@ attempt_refill(struct attempt *a)
 		return;
 	room = ENGINE_PREFETCH - a->njobs;
 	left = e->max_messages - a->taken;
+	if (a->pool != NULL) {
+		if (a->source >= 0 && refill_pooled(a, room < left ? room : left) > 0)
+			egress_wake(e, a->dest);
+		else
+			yield_slot(a);
+		return;
+	}
 	n = queue_take_more(e->q, a->dest, time_now_us(), items, room < left ? room : left);
 	if (n > 0) {
 		a->idle = false;
@@ -272,8 +368,11 @@ on_next(void *arg, struct delivery_client *c)
 	if (a->njobs == 0) {
 		if (a->taken >= a->e->max_messages)
 			delivery_client_close(c);
-		else
+		else {
 			a->idle = true; /* the dispatcher may give it more (engine_dispatch) */
+			if (a->pool != NULL)
+				yield_slot(a);
+		}
 	}
 	return NULL; /* idle: a message that finishes loading is sent by attempt_pump */
 }
@@ -328,6 +427,13 @@ on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 	uint64_t elapsed = (time_mono_us() - j->started_mono) / 1000;
 
 	a->inflight = false;
+	if (r->source_errno != 0) {
+		/* The source could not be bound: nothing was tried, the message goes again at
+		 * once from another source of the pool (on_closed marks this one down). */
+		if (++j->done_txn == j->ntxn)
+			job_finish(j);
+		return;
+	}
 	site_answered(a, r);
 	if (r->reused)
 		atomic_fetch_add(&a->e->st_reused, 1);
@@ -354,6 +460,8 @@ on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 		res->port = r->mx_port;
 		res->reused = r->reused;
 		res->elapsed_ms = elapsed;
+		res->source = a->source >= 0 ? a->e->cfg->sources[a->source].name : NULL;
+		res->source_ip = a->source >= 0 ? a->e->cfg->sources[a->source].address : NULL;
 		res->tls = r->tls.active;
 		res->tls_verified = r->tls.active && r->tls.verified;
 		strlcpy_s(res->tls_version, r->tls.active ? r->tls.version : "",
@@ -365,6 +473,34 @@ on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 		job_finish(j); /* leaves the attempt; next() comes right after */
 }
 
+/* The source's address cannot be bound (EADDRNOTAVAIL: not on this machine): its pools go
+ * on with their other sources, and it is tried again after EGRESS_SOURCE_RETRY_S. Said once
+ * when it goes down, not at every retry. */
+static void
+source_down(struct attempt *a, int err)
+{
+	struct queue_engine *e = a->e;
+	const struct source_conf *src = &e->cfg->sources[a->source];
+	json_t *o;
+
+	if (!egress_source_failed(e->egress, (size_t)a->source, time_now_us())) {
+		log_debug("delivery: source \"%s\" (%s) still cannot be bound: %s", src->name,
+		          src->address, strerror(err));
+		return;
+	}
+	log_error("delivery: source \"%s\" (%s) is down: cannot bind its address: %s; its pools "
+	          "use their other sources, and it is tried again every %ds",
+	          src->name, src->address, strerror(err), EGRESS_SOURCE_RETRY_S);
+	if (e->log == NULL)
+		return;
+	o = json_object();
+	json_object_set_new(o, "source", json_string(src->name));
+	json_object_set_new(o, "source_ip", json_string(src->address));
+	json_object_set_new(o, "error", json_string(strerror(err)));
+	json_object_set_new(o, "retry_s", json_integer(EGRESS_SOURCE_RETRY_S));
+	eventlog_write(e->log, "SourceDown", o);
+}
+
 static void
 on_closed(void *arg, struct delivery_client *c, const struct delivery_session *s)
 {
@@ -373,6 +509,13 @@ on_closed(void *arg, struct delivery_client *c, const struct delivery_session *s
 	                       : s->tried > 0 ? QUEUE_CONN_FAILED
 	                                      : QUEUE_CONN_NONE;
 
+	if (s->source_errno != 0 && a->source >= 0) {
+		source_down(a, s->source_errno);
+		fate = QUEUE_CONN_NONE; /* not the destination's failure */
+	} else if (s->established && a->source >= 0 &&
+	           egress_source_worked(a->e->egress, (size_t)a->source))
+		log_info("delivery: source \"%s\" (%s) is up again",
+		         a->e->cfg->sources[a->source].name, a->e->cfg->sources[a->source].address);
 	if (s->established)
 		atomic_fetch_add(&a->e->st_connections_ok, 1);
 	else if (s->tried > 0 && s->error != NULL)
@@ -424,6 +567,10 @@ attempt_new(struct queue_engine *e, struct queue_dest *dest, struct queue_item *
 	a->dest = dest;
 	a->domain = xstrdup(queue_dest_name(dest));
 	a->tls = engine_tls_policy(e, a->domain);
+	a->source = -1;
+	a->pool = config_pool_for(e->cfg, a->domain);
+	if (a->pool != NULL)
+		a->source = egress_pick(e->egress, a->pool, a->domain, time_now_us(), true);
 	a->started_mono = time_mono_us();
 	a->next = e->attempts;
 	if (e->attempts != NULL)
@@ -432,6 +579,19 @@ attempt_new(struct queue_engine *e, struct queue_dest *dest, struct queue_item *
 	e->nattempts++;
 	atomic_fetch_add(&e->st_open, 1);
 	take(a, items, n);
+	if (a->pool != NULL && a->source < 0) {
+		/* Every source of the pool is down: the mail waits (retried on its schedule); it
+		 * never leaves from an address the operator did not name. */
+		a->tstate = T_FAILED;
+		a->fail_fate = R_DEFERRED;
+		a->fail_code = 451;
+		strlcpy_s(a->fail_status, "4.4.0", sizeof(a->fail_status));
+		a->fail_text = xasprintf("no source of pool \"%s\" is up (their addresses cannot "
+		                         "be bound)",
+		                         a->pool->name);
+		attempt_targets_done(a);
+		return NULL; /* may be freed already */
+	}
 	targets_resolve(a);
 	return a;
 }

@@ -4,6 +4,7 @@
  * bounced. */
 #include <event2/event.h>
 
+#include "conf/conf.h"
 #include "core/core.h"
 #include "queue/engine_internal.h"
 
@@ -42,6 +43,11 @@ engine_dispatch(struct queue_engine *e)
 	}
 	while (e->nattempts < e->max_conns && e->nexpiring < ENGINE_EXPIRING_MAX) {
 		cap = e->max_messages < ENGINE_PREFETCH ? e->max_messages : ENGINE_PREFETCH;
+		/* With pools, a connection's messages are handed out one by one, each on the
+		 * round robin's turn of its source (attempt_refill): a batch would give them all
+		 * to the first source picked. */
+		if (e->cfg->npools > 0)
+			cap = 1;
 		n = queue_take(e->q, now, &b, items, cap);
 		if (n == 0)
 			break;

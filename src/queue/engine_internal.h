@@ -26,6 +26,7 @@
 struct event;
 struct event_base;
 struct mailbox;
+struct pool_conf;
 
 /* Messages an attempt keeps loaded or loading ahead of the one being sent: the next one is
  * in memory when the server answers the current one (a spool read costs well under a
@@ -40,6 +41,10 @@ struct mailbox;
 /* Servers remembered for a failed TLS handshake (tls_memory): far more than the few broken
  * ones a sender meets; past it the one due to be forgotten first goes. */
 #define ENGINE_TLS_MEMORY_MAX 1024
+/* A source whose address cannot be bound is left out of its pools for this long, then tried
+ * again: long enough not to fail every connection meanwhile, short enough that an address
+ * added to the machine (or an interface brought up) is used within a minute. */
+#define EGRESS_SOURCE_RETRY_S 60
 
 /* A recipient's fate on this attempt. */
 enum rcpt_fate {
@@ -61,6 +66,8 @@ struct rcpt_result {
 	uint16_t port;
 	bool reused;
 	uint64_t elapsed_ms;
+	/* The egress source (config.sources: live as long as the engine); NULL without a pool. */
+	const char *source, *source_ip;
 	/* The session's TLS (delivery_tls): tls false when in clear or never established. */
 	bool tls, tls_verified;
 	char tls_version[16];
@@ -138,6 +145,10 @@ struct attempt {
 	char *fail_text;
 
 	enum delivery_tls_policy tls; /* config_tls_policy() for the domain */
+	/* The pool for the domain (config_pool_for) and the source this connection leaves
+	 * from (index into cfg->sources); NULL and -1 without a pool. */
+	const struct pool_conf *pool;
+	long source;
 	struct delivery_client *client;
 	bool inflight;  /* a transaction is with the client */
 	bool over;      /* the connection is over (closed, failed, or never to be): released */
@@ -192,6 +203,8 @@ struct queue_engine {
 	uint64_t lifetime_us; /* the queue lifetime (delay notices' Will-Retry-Until); 0: none */
 	struct delivery_tls_ctx *tls_ctx; /* the CA store, read at start */
 	struct tls_memory *tls_memory;    /* NULL: delivery.tls_failure_memory is 0 */
+	struct egress *egress;            /* sources and pools (egress.c) */
+	bool waking;                      /* in egress_wake(): not again from inside it */
 
 	/* State (engine thread only). */
 	struct attempt *attempts;
@@ -219,6 +232,24 @@ bool tls_memory_has(struct tls_memory *, const char *host, const char *ip, uint1
                     uint64_t now_us);
 /* Entries not yet forgotten at now_us. */
 size_t tls_memory_count(const struct tls_memory *, uint64_t now_us);
+
+/* egress.c: egress sources and pools. */
+struct egress;
+/* nginx's smooth weighted round robin, pure: adds each usable weight to cur[i], returns the
+ * index with the largest cur (the first on a tie) after subtracting the usable total from
+ * it; SIZE_MAX (cur unchanged) if none is usable. */
+size_t egress_wrr_pick(int64_t *cur, const unsigned *weight, const bool *usable, size_t n);
+struct egress *egress_new(const struct config *);
+void egress_free(struct egress *);
+/* The source (index into cfg->sources) the next connection or message of pool p for dest
+ * leaves from, skipping sources that are down; -1 if none is up. consume false only looks. */
+long egress_pick(struct egress *, const struct pool_conf *, const char *dest, uint64_t now_us,
+                 bool consume);
+bool egress_source_up(const struct egress *, size_t source, uint64_t now_us);
+/* Binding the source failed: down for EGRESS_SOURCE_RETRY_S. True if it was up (log it). */
+bool egress_source_failed(struct egress *, size_t source, uint64_t now_us);
+/* A connection from the source reached a server: up. True if it was down (log it). */
+bool egress_source_worked(struct egress *, size_t source);
 
 /* engine.c */
 /* Arms the one timer for the queue's next due time (at once if due; not while at the

@@ -192,6 +192,10 @@ log_rcpt(struct job *j, size_t k, const char *reply, unsigned attempt, uint64_t 
 	json_object_set_new(o, "queue_time_s", json_integer((json_int_t)(queued / USEC)));
 	json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)r->elapsed_ms));
 	json_object_set_new(o, "reused", json_boolean(r->reused));
+	/* The egress source it left from (null without a pool, or when none was up). */
+	json_object_set_new(o, "source", r->source != NULL ? json_string(r->source) : json_null());
+	json_object_set_new(o, "source_ip",
+	                    r->source_ip != NULL ? json_string(r->source_ip) : json_null());
 	if (r->tls) {
 		json_t *t = json_object();
 
