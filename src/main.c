@@ -17,6 +17,7 @@
 
 #include "access/access.h"
 #include "auth/auth.h"
+#include "classify/classify.h"
 #include "conf/conf.h"
 #include "control/control.h"
 #include "delivery/delivery.h"
@@ -354,6 +355,18 @@ cmd_check_config(struct options *o)
 	cfg = load_config(path);
 	if (cfg == NULL)
 		return 1;
+	if (cfg->delivery.bounce_rules != NULL) {
+		char err[1024];
+		struct classify_table *t =
+		    classify_load(cfg->delivery.bounce_rules, 0, err, sizeof(err));
+
+		if (t == NULL) {
+			fprintf(stderr, "%s: delivery.bounce_rules: %s\n", path, err);
+			config_free(cfg);
+			return 1;
+		}
+		classify_unref(t);
+	}
 	if (cfg->delivery.tls_ca_file != NULL) {
 		struct delivery_tls_options topt = {.ca_file = cfg->delivery.tls_ca_file};
 		char err[1024];

@@ -100,6 +100,10 @@ struct classify_table *classify_load(const char *path, size_t cache_entries, cha
 /* The same from memory; name stands for the file in errors ("builtin", a path). */
 struct classify_table *classify_parse(const char *name, const char *text, size_t len,
                                       size_t cache_entries, char *err, size_t errlen);
+/* The rules built into the binary: etc/bounce-rules.conf as it was at build time. */
+extern const char classify_builtin_rules[];
+extern const size_t classify_builtin_rules_len;
+struct classify_table *classify_builtin(size_t cache_entries, char *err, size_t errlen);
 struct classify_table *classify_ref(struct classify_table *);
 /* Drops one reference; the last one frees the table. NULL is a no-op. */
 void classify_unref(struct classify_table *);

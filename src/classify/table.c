@@ -248,3 +248,10 @@ classify_slot_free(struct classify_slot *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
+
+struct classify_table *
+classify_builtin(size_t cache_entries, char *err, size_t errlen)
+{
+	return classify_parse("builtin bounce-rules.conf", classify_builtin_rules,
+	                      classify_builtin_rules_len, cache_entries, err, errlen);
+}

@@ -198,6 +198,7 @@ struct delivery_conf {
 	/* Timeouts, seconds (RFC 5321 §4.5.3.2 values by default). */
 	unsigned connect_timeout_s, greeting_timeout_s, helo_timeout_s, mail_timeout_s,
 	    rcpt_timeout_s, data_timeout_s, data_block_timeout_s, dot_timeout_s, idle_timeout_s;
+	char *bounce_rules;      /* the bounce classifier's rules file; NULL: the built-in rules */
 	char *postmaster;        /* receives the DSNs that cannot go to their sender; NULL: none */
 	uint64_t dsn_return_max; /* largest original returned whole in a DSN */
 	/* Connections at once over all destinations (each is a descriptor). */

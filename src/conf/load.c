@@ -321,6 +321,9 @@ copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 	d->idle_timeout_s = (unsigned)cfg_getint(sec, "idle_timeout");
 	d->postmaster =
 	    cfg_getstr(sec, "postmaster") != NULL ? xstrdup(cfg_getstr(sec, "postmaster")) : NULL;
+	d->bounce_rules = cfg_getstr(sec, "bounce_rules")[0] != '\0'
+	                      ? xstrdup(cfg_getstr(sec, "bounce_rules"))
+	                      : NULL;
 	d->dsn_return_max = (uint64_t)cfg_getint(sec, "dsn_return_max");
 	d->max_connections_total = (unsigned)cfg_getint(sec, "max_connections_total");
 	d->delay_notice_after_s = (uint64_t)cfg_getint(sec, "delay_notice_after");
@@ -602,6 +605,7 @@ config_free(struct config *conf)
 	free_list(conf->delivery.smarthost, conf->delivery.nsmarthost);
 	free_list(conf->delivery.dns_forwarders, conf->delivery.ndns_forwarders);
 	free(conf->delivery.postmaster);
+	free(conf->delivery.bounce_rules);
 	for (size_t i = 0; i < conf->nroutes; i++) {
 		free(conf->routes[i].domain);
 		free_list(conf->routes[i].hosts, conf->routes[i].nhosts);

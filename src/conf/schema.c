@@ -1263,6 +1263,7 @@ static cfg_opt_t delivery_opts[] = {
     CFG_INT_CB("data_block_timeout", DEF_DELIVERY_DATA_BLOCK_TIMEOUT, CFGF_NONE, on_number),
     CFG_INT_CB("dot_timeout", DEF_DELIVERY_DOT_TIMEOUT, CFGF_NONE, on_number),
     CFG_INT_CB("idle_timeout", DEF_DELIVERY_IDLE_TIMEOUT, CFGF_NONE, on_number),
+    CFG_STR("bounce_rules", "", CFGF_NONE),
     CFG_STR_CB("postmaster", NULL, CFGF_NODEFAULT, on_postmaster),
     CFG_INT_CB("dsn_return_max", DEF_DELIVERY_DSN_RETURN_MAX, CFGF_NONE, on_number),
     CFG_INT_CB("max_connections_total", DEF_DELIVERY_MAX_CONNECTIONS_TOTAL, CFGF_NONE, on_number),

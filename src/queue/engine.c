@@ -354,6 +354,7 @@ engine_free(struct queue_engine *e)
 	tls_memory_free(e->tls_memory);
 	egress_free(e->egress);
 	delivery_tls_ctx_free(e->tls_ctx);
+	classify_unref(e->classify);
 	free(e);
 }
 
@@ -386,6 +387,12 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	 * the loop then costs no file access. */
 	e->tls_ctx = delivery_tls_ctx_new(&topt, err, errlen);
 	if (e->tls_ctx == NULL)
+		goto fail;
+	/* Compiled once (PCRE2 JIT) on the calling thread, as the CA store. */
+	e->classify = d->bounce_rules != NULL
+	                  ? classify_load(d->bounce_rules, CLASSIFY_DEF_CACHE_ENTRIES, err, errlen)
+	                  : classify_builtin(CLASSIFY_DEF_CACHE_ENTRIES, err, errlen);
+	if (e->classify == NULL)
 		goto fail;
 	e->dopts.tls_ctx = e->tls_ctx;
 	if (d->tls_failure_memory_s > 0)

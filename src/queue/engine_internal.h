@@ -20,6 +20,7 @@
 
 #include "delivery/delivery.h"
 #include "dns/dns.h"
+#include "classify/classify.h"
 #include "queue/queue.h"
 #include "spool/spool.h"
 
@@ -68,6 +69,11 @@ struct rcpt_result {
 	uint64_t elapsed_ms;
 	/* The egress source (config.sources: live as long as the engine); NULL without a pool. */
 	const char *source, *source_ip;
+	/* The reply's category and what was decided from it (classify.h), for failures. */
+	bool classified;
+	enum classify_category category;
+	enum classify_action action;
+	unsigned rule_line, decision_line;
 	/* The session's TLS (delivery_tls): tls false when in clear or never established. */
 	bool tls, tls_verified;
 	char tls_version[16];
@@ -202,6 +208,7 @@ struct queue_engine {
 	uint64_t delay_notice_us; /* 0: no delay notices */
 	uint64_t lifetime_us; /* the queue lifetime (delay notices' Will-Retry-Until); 0: none */
 	struct delivery_tls_ctx *tls_ctx; /* the CA store, read at start */
+	struct classify_table *classify;  /* bounce categories and decisions, read at start */
 	struct tls_memory *tls_memory;    /* NULL: delivery.tls_failure_memory is 0 */
 	struct egress *egress;            /* sources and pools (egress.c) */
 	bool waking;                      /* in egress_wake(): not again from inside it */

@@ -188,6 +188,15 @@ log_rcpt(struct job *j, size_t k, const char *reply, unsigned attempt, uint64_t 
 	                    json_string(r->fate == R_EXPIRED ? "4.4.7"
 	                                : r->status[0]       ? r->status
 	                                                     : "4.0.0"));
+	if (r->fate == R_EXPIRED) {
+		json_object_set_new(o, "category", json_string("message-expired"));
+	} else if (r->classified) {
+		json_object_set_new(o, "category",
+		                    json_string(classify_category_name(r->category)));
+		json_object_set_new(o, "decision", json_string(classify_action_name(r->action)));
+		json_object_set_new(o, "rule_line",
+		                    r->rule_line != 0 ? json_integer(r->rule_line) : json_null());
+	}
 	json_object_set_new(o, "attempt", json_integer(attempt));
 	json_object_set_new(o, "queue_time_s", json_integer((json_int_t)(queued / USEC)));
 	json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)r->elapsed_ms));
@@ -358,6 +367,36 @@ on_dsn_done(struct job *j, bool ok)
 	apply_changes(j);
 }
 
+/* Every failure gets a category from its reply (the bounce rules), and the rules' decision
+ * may turn it: a 4xx the provider means for good bounces now, a 5xx that is only a rate limit
+ * is retried (docs/bounces.md). Deliveries are left alone. */
+static void
+job_classify(struct job *j)
+{
+	const struct classify_table *t = j->e->classify;
+
+	for (size_t k = 0; k < j->nr; k++) {
+		struct rcpt_result *r = &j->res[k];
+		struct classify_result cr;
+		const char *provider;
+
+		if (r->fate != R_DEFERRED && r->fate != R_BOUNCED)
+			continue;
+		provider = classify_provider_of(t, r->mx != NULL ? r->mx : j->domain);
+		if (provider == NULL)
+			provider = classify_provider_of(t, j->domain);
+		classify_reply(t, provider, r->code, r->status[0] ? r->status : NULL, r->text, &cr);
+		r->classified = true;
+		r->category = cr.category;
+		r->rule_line = cr.line;
+		r->action = classify_decide(t, provider, cr.category, r->code, &r->decision_line);
+		if (r->action == CLASSIFY_TRANSIENT)
+			r->fate = R_DEFERRED;
+		else
+			r->fate = R_BOUNCED;
+	}
+}
+
 void
 job_finish(struct job *j)
 {
@@ -381,6 +420,7 @@ job_finish(struct job *j)
 		job_done(j);
 		return;
 	}
+	job_classify(j);
 	for (size_t k = 0; k < j->nr; k++) {
 		switch (j->res[k].fate) {
 		case R_UNDECIDED:
