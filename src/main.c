@@ -27,6 +27,7 @@
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
+#include "suppress/suppress.h"
 
 /* Seconds a stopping server gives clients in the middle of a message before cutting them. */
 #define SHUTDOWN_GRACE_S 10
@@ -58,6 +59,8 @@ usage(FILE *out)
 	    "  auth check --from ADDR [--source NAME|IP] [--config FILE] [--dns HOST@PORT]\n"
 	    "                             will mail from ADDR pass SPF, DKIM and DMARC? (live "
 	    "DNS)\n"
+	    "  suppress add|remove|list|import|export|check ...\n"
+	    "                             the suppression list (docs/suppression.md)\n"
 	    "  user add NAME [--method M] [--domains D,D]\n"
 	    "                             hash the password on stdin: a line for auth.users_file\n"
 	    "  help                       this list\n"
@@ -813,6 +816,9 @@ main(int argc, char **argv)
 		return cmd_auth(argc - 2, argv + 2);
 	if (argc > 1 && strcmp(argv[1], "user") == 0)
 		return cmd_user(argc - 2, argv + 2);
+	/* suppress has options of its own (--dir, --tenant, --reason, --json). */
+	if (argc > 1 && strcmp(argv[1], "suppress") == 0)
+		return suppress_cli(argc - 1, argv + 1, NULL);
 	if (parse_options(argc - 1, argv + 1, &o) < 0) {
 		usage(stderr);
 		return 2;
