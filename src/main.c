@@ -152,6 +152,7 @@ struct server {
 	const struct config *cfg;
 	struct preflight_background *preflight; /* the signing domains' DNS, checked */
 	struct control *control;                /* metrics and the admin API */
+	struct suppress *suppress;              /* the suppression list */
 };
 
 /* One server per spool: a second one would run recovery on the first one's messages in
@@ -256,12 +257,19 @@ cmd_serve(struct options *o)
 		log_error("spool: %s", err);
 		goto out;
 	}
+	/* The suppression list: opened as root, with the spool. */
+	srv.suppress = suppress_open(cfg->suppression.directory, NULL, 0, err, sizeof(err));
+	if (srv.suppress == NULL) {
+		log_error("suppression list %s: %s", cfg->suppression.directory, err);
+		goto out;
+	}
 	if (cfg->delivery.enabled) {
 		srv.engine = queue_engine_start(cfg, srv.spool, srv.log, err, sizeof(err));
 		if (srv.engine == NULL) {
 			log_error("%s", err);
 			goto out;
 		}
+		queue_engine_set_suppression(srv.engine, srv.suppress);
 		srv.hooks =
 		    (struct ingress_hooks){.accepted = queue_engine_accepted, .arg = srv.engine};
 	} else
@@ -274,6 +282,7 @@ cmd_serve(struct options *o)
 		log_error("%s", err);
 		goto out;
 	}
+	ingress_set_suppression(srv.ingress, srv.suppress);
 	sigs[0] = evsignal_new(srv.base, SIGTERM, on_stop_signal, &srv);
 	sigs[1] = evsignal_new(srv.base, SIGINT, on_stop_signal, &srv);
 	sigs[2] = evsignal_new(srv.base, SIGHUP, on_hup, &srv);
@@ -326,6 +335,8 @@ cmd_serve(struct options *o)
 out:
 	if (srv.engine != NULL)
 		queue_engine_stop(srv.engine, 0);
+	if (srv.suppress != NULL)
+		suppress_close(srv.suppress); /* after the engine, which adds to it */
 	if (srv.spool != NULL) {
 		struct spool_stats st;
 		spool_stats(srv.spool, &st);

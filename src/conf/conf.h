@@ -23,6 +23,11 @@ struct netmask {
 	unsigned prefix;
 };
 
+/* config.suppression.at_reception */
+#define SUPPRESSION_OFF    0
+#define SUPPRESSION_REFUSE 1
+#define SUPPRESSION_DROP   2
+
 /* listener_conf.verify: what is checked in mail received there, reported in an
  * Authentication-Results field (RFC 8601) added on top. DMARC needs the other two. */
 #define VERIFY_SPF   0x1
@@ -256,6 +261,12 @@ struct config {
 	char *tls_ciphers;        /* TLS 1.2 cipher list (OpenSSL syntax); NULL: OpenSSL's */
 
 	struct auth_conf auth;
+
+	/* The suppression list: suppression { }. */
+	struct {
+		char *directory;  /* its LMDB environment; default: <spool directory>/suppress */
+		int at_reception; /* SUPPRESSION_OFF, _REFUSE (550 5.7.1), _DROP (250, dropped) */
+	} suppression;
 
 	/* The HTTP control plane (metrics, admin API): control { }. */
 	struct {

@@ -86,6 +86,10 @@
  * by nobody else. */
 #define DEF_CONTROL_ADDRESS "127.0.0.1:8025"
 
+/* A recipient on the suppression list is refused at RCPT (550 5.7.1): the client learns at
+ * once, and nothing is queued for an address that hard-bounced or complained. */
+#define DEF_SUPPRESSION_AT_RECEPTION "refuse"
+
 /* relaxed/relaxed survives the header refolding and whitespace changes that relays and
  * list software make; simple breaks on them. It is what mailbox providers sign with. */
 #define DEF_DKIM_CANONICALIZATION "relaxed/relaxed"

@@ -1187,6 +1187,24 @@ static cfg_opt_t tls_certificate_opts[] = {
     CFG_END(),
 };
 
+static int
+on_at_reception(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char v[128];
+
+	*(const char **)result = value;
+	if (strcmp(value, "refuse") != 0 && strcmp(value, "drop") != 0 && strcmp(value, "off") != 0)
+		report(cfg, "suppression.at_reception: \"%s\": expected refuse, drop or off",
+		       shown(value, v, sizeof(v)));
+	return 0;
+}
+
+static cfg_opt_t suppression_opts[] = {
+    CFG_STR("directory", "", CFGF_NONE),
+    CFG_STR_CB("at_reception", DEF_SUPPRESSION_AT_RECEPTION, CFGF_NONE, on_at_reception),
+    CFG_END(),
+};
+
 static cfg_opt_t control_opts[] = {
     CFG_STR_CB("address", DEF_CONTROL_ADDRESS, CFGF_NONE, on_control_address),
     CFG_STR("token", "", CFGF_NONE),
@@ -1325,6 +1343,7 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("tls_certificate", tls_certificate_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("auth", auth_opts, CFGF_NONE),
     CFG_SEC("control", control_opts, CFGF_NONE),
+    CFG_SEC("suppression", suppression_opts, CFGF_NONE),
     CFG_SEC("dkim", dkim_opts, CFGF_NONE),
     CFG_SEC("dkim_key", dkim_key_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),

@@ -142,6 +142,17 @@ copy_security(cfg_t *cfg, struct config *conf, const struct load_ctx *ctx)
 	copy_rate(auth, "user_rate", &conf->auth.user_rate);
 	copy_rate(auth, "client_rate", &conf->auth.client_rate);
 	copy_control(cfg_getsec(cfg, "control"), conf);
+	{
+		cfg_t *sup = cfg_getsec(cfg, "suppression");
+		const char *dir = cfg_getstr(sup, "directory"),
+		           *at = cfg_getstr(sup, "at_reception");
+
+		conf->suppression.directory =
+		    dir[0] != '\0' ? xstrdup(dir) : xasprintf("%s/suppress", conf->spool_directory);
+		conf->suppression.at_reception = strcmp(at, "drop") == 0  ? SUPPRESSION_DROP
+		                                 : strcmp(at, "off") == 0 ? SUPPRESSION_OFF
+		                                                          : SUPPRESSION_REFUSE;
+	}
 }
 
 void
@@ -157,6 +168,7 @@ free_security(struct config *conf)
 	free(conf->tls_ciphers);
 	free(conf->auth.users_file);
 	free(conf->auth.users_where);
+	free(conf->suppression.directory);
 	free(conf->control.address);
 	free(conf->control.token);
 }

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "ingress/internal.h"
+#include "suppress/suppress.h"
 
 #define IN_SESSION (ST(S_CONNECTED) | ST(S_READY) | ST(S_MAIL) | ST(S_RCPT))
 #define IN_TXN     (ST(S_MAIL) | ST(S_RCPT))
@@ -31,6 +32,7 @@ static void cmd_quit(struct session *, const struct smtp_command *);
 static void cmd_vrfy(struct session *, const struct smtp_command *);
 static void cmd_help(struct session *, const struct smtp_command *);
 static void cmd_starttls(struct session *, const struct smtp_command *);
+static bool rcpt_suppressed(struct session *, const char *address);
 static void cmd_not_implemented(struct session *, const struct smtp_command *);
 
 static const struct command commands[] = {
@@ -319,6 +321,8 @@ cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		refuse(s, "RCPT", path.mailbox, false, "452 4.5.3 Error: too many recipients");
 		return;
 	}
+	if (rcpt_suppressed(s, path.mailbox))
+		return;
 	if (t->nrcpt == t->rcpt_alloc) {
 		t->rcpt_alloc = t->rcpt_alloc ? t->rcpt_alloc * 2 : 4;
 		t->rcpt = xrealloc(t->rcpt, t->rcpt_alloc * sizeof(*t->rcpt));
@@ -331,6 +335,39 @@ cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 	};
 	s->state = S_RCPT;
 	session_reply(s, "250 2.1.5 Ok");
+}
+
+/* A recipient on the suppression list: refused (550 5.7.1) or accepted and dropped, as
+ * suppression.at_reception says. True if it was handled here. */
+static bool
+rcpt_suppressed(struct session *s, const char *address)
+{
+	struct suppress_entry entry;
+	json_t *f;
+
+	if (s->worker->ingress->suppress == NULL ||
+	    s->cfg->suppression.at_reception == SUPPRESSION_OFF)
+		return false;
+	/* A list that cannot be read lets mail through: the list is a courtesy to the
+	 * recipients, never a reason to lose a message. */
+	if (suppress_check(s->worker->ingress->suppress, "", address, &entry) != 1)
+		return false;
+	if (s->cfg->suppression.at_reception == SUPPRESSION_REFUSE) {
+		refuse(s, "RCPT", address, false, "550 5.7.1 <%s>: recipient suppressed (%s)",
+		       address, suppress_reason_name(entry.reason));
+		return true;
+	}
+	f = json_object();
+	json_object_set_new(f, "session", json_integer((json_int_t)s->id));
+	json_object_set_new(f, "client_ip", json_string(s->peer_ip));
+	json_object_set_new(f, "sender", json_string(s->txn.sender));
+	json_object_set_new(f, "recipient", json_string(address));
+	json_object_set_new(f, "reason", json_string(suppress_reason_name(entry.reason)));
+	eventlog_write(s->worker->ingress->log, "Suppressed", f);
+	s->txn.ndropped++;
+	s->state = S_RCPT;
+	session_reply(s, "250 2.1.5 Ok");
+	return true;
 }
 
 static void

@@ -36,6 +36,10 @@ struct ingress_hooks {
 struct ingress *ingress_start(struct event_base *base, const struct config *cfg,
                               struct spool *spool, struct eventlog *log,
                               const struct ingress_hooks *hooks, char *err, size_t errlen);
+/* The suppression list checked at RCPT (suppression.at_reception); NULL: none. Before
+ * ingress_open(); it must outlive the ingress. */
+struct suppress;
+void ingress_set_suppression(struct ingress *, struct suppress *);
 
 /* The listeners start accepting connections (the kernel has queued them meanwhile). */
 void ingress_open(struct ingress *);

@@ -92,6 +92,7 @@ struct transaction {
 	char *auth_results; /* the Authentication-Results field, once checked */
 	bool verify_now;    /* inside auth_verify_finish(): its callback is not from the loop */
 	bool from_checked;  /* the header From was checked against the user's domains */
+	unsigned ndropped;  /* recipients accepted and dropped (suppressed, at_reception = drop) */
 	const char *from_refusal; /* the 553 for a From the user may not use, NULL if fine */
 };
 
@@ -154,6 +155,7 @@ struct ingress {
 	struct client_table *clients;
 	struct dkim_signing *signing; /* the DKIM keys (signing.c) */
 	struct tls_server *tls;       /* the certificates (tls.c), NULL: no TLS */
+	struct suppress *suppress;    /* checked at RCPT; NULL: none */
 	/* AUTH and limits (auth.c) */
 	pthread_mutex_t users_lock;
 	struct access_users *users; /* under users_lock; NULL: no AUTH */

@@ -89,7 +89,7 @@ message_data_start(struct session *s)
 		session_error(s, "503 5.5.1 Error: DATA cannot follow BDAT in a transaction");
 		return;
 	}
-	if (t->nrcpt == 0) {
+	if (t->nrcpt == 0 && t->ndropped == 0) {
 		const char *reply = message_no_recipients(s);
 		session_reject_event(s, "DATA", NULL, reply);
 		session_error(s, "%s", reply);
@@ -400,6 +400,13 @@ message_finish(struct session *s)
 	if (t->scan.violations != 0) {
 		const char *reply = message_violation_reply(t->scan.violations);
 		message_refuse(s, reply);
+		return;
+	}
+	if (t->nrcpt == 0) {
+		/* Every recipient was suppressed and dropped: the client hears it went well. */
+		transaction_reset(s);
+		s->state = S_READY;
+		session_reply(s, "250 2.0.0 Ok: dropped (every recipient is suppressed)");
 		return;
 	}
 	message_auth_feed(t);

@@ -366,3 +366,9 @@ ingress_open(struct ingress *in)
 	for (unsigned i = 0; i < in->nworkers; i++)
 		mailbox_post(in->workers[i].mailbox, worker_open, &in->workers[i]);
 }
+
+void
+ingress_set_suppression(struct ingress *in, struct suppress *list)
+{
+	in->suppress = list;
+}

@@ -527,3 +527,9 @@ queue_engine_stats(struct queue_engine *qe, struct queue_engine_stats *st)
 	    .open = atomic_load(&e->st_open),
 	};
 }
+
+void
+queue_engine_set_suppression(struct queue_engine *e, struct suppress *list)
+{
+	atomic_store(&e->suppress, list);
+}

@@ -207,11 +207,12 @@ struct queue_engine {
 	unsigned max_conns;       /* connections at once over all destinations */
 	uint64_t delay_notice_us; /* 0: no delay notices */
 	uint64_t lifetime_us; /* the queue lifetime (delay notices' Will-Retry-Until); 0: none */
-	struct delivery_tls_ctx *tls_ctx; /* the CA store, read at start */
-	struct classify_table *classify;  /* bounce categories and decisions, read at start */
-	struct tls_memory *tls_memory;    /* NULL: delivery.tls_failure_memory is 0 */
-	struct egress *egress;            /* sources and pools (egress.c) */
-	bool waking;                      /* in egress_wake(): not again from inside it */
+	struct delivery_tls_ctx *tls_ctx;    /* the CA store, read at start */
+	struct classify_table *classify;     /* bounce categories and decisions, read at start */
+	_Atomic(struct suppress *) suppress; /* hard bounces to suppress; NULL: none */
+	struct tls_memory *tls_memory;       /* NULL: delivery.tls_failure_memory is 0 */
+	struct egress *egress;               /* sources and pools (egress.c) */
+	bool waking;                         /* in egress_wake(): not again from inside it */
 
 	/* State (engine thread only). */
 	struct attempt *attempts;

@@ -22,6 +22,7 @@
 #include "bounce/bounce.h"
 #include "core/core.h"
 #include "queue/engine_internal.h"
+#include "suppress/suppress.h"
 
 void
 engine_spool_op_done(struct queue_engine *e)
@@ -367,6 +368,24 @@ on_dsn_done(struct job *j, bool ok)
 	apply_changes(j);
 }
 
+/* A recipient the rules say to suppress goes on the list (global for now: tenants come with
+ * streams), with the reply that earned it. */
+static void
+job_suppress(struct job *j, size_t k, const char *reply)
+{
+	struct suppress *list = atomic_load(&j->e->suppress);
+	struct suppress_record rec = {
+	    .address = j->env->rcpt[j->ridx[k]].address,
+	    .reason = SUPPRESS_HARD_BOUNCE,
+	    .source = reply,
+	};
+
+	/* No answer asked: the list outlives the engine (main.c closes it after), and a
+	 * failure to store it costs a later bounce, not a message. */
+	if (list != NULL)
+		suppress_add_async(list, &rec, NULL, NULL, NULL);
+}
+
 /* Every failure gets a category from its reply (the bounce rules), and the rules' decision
  * may turn it: a 4xx the provider means for good bounces now, a 5xx that is only a rate limit
  * is retried (docs/bounces.md). Deliveries are left alone. */
@@ -485,6 +504,8 @@ job_finish(struct job *j)
 		case R_BOUNCED:
 			c->state = RCPT_BOUNCED;
 			atomic_fetch_add(&e->st_bounced, 1);
+			if (r->classified && r->action == CLASSIFY_SUPPRESS)
+				job_suppress(j, k, reply);
 			break;
 		case R_EXPIRED:
 			c->state = RCPT_EXPIRED;

@@ -352,6 +352,11 @@ struct queue_engine;
 struct queue_engine *queue_engine_start(const struct config *, struct spool *, struct eventlog *,
                                         char *err, size_t errlen);
 
+/* Hard bounces whose rules say "suppress" go on this list (suppress.h); NULL: none. It must
+ * outlive the engine. Any thread. */
+struct suppress;
+void queue_engine_set_suppression(struct queue_engine *, struct suppress *);
+
 /* A message just committed to the spool: queued for each of its recipients' domains. Any
  * thread; env is copied (id, arrival time, domains) before the call returns. */
 void queue_engine_submit(struct queue_engine *, const struct envelope *);
