@@ -102,22 +102,6 @@ b64_encode(const unsigned char *in, size_t len, char *out)
 	return o;
 }
 
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 ssize_t
 b64_decode(const char *in, size_t len, unsigned char *out, size_t size)
 {
@@ -134,7 +118,7 @@ b64_decode(const char *in, size_t len, unsigned char *out, size_t size)
 			npad++;
 			continue;
 		}
-		if (npad > 0 || (v = b64_value(c)) < 0)
+		if (npad > 0 || (v = base64_value(c)) < 0)
 			return -1; /* data after padding, or not base64 */
 		acc = (acc << 6) | (uint32_t)v;
 		nbits += 6;

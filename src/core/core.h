@@ -73,6 +73,9 @@ void eventlog_reopen(struct eventlog *);
 /* Writes everything still queued, then closes. */
 void eventlog_close(struct eventlog *);
 
+/* The value 0-63 of a base64 digit (RFC 4648 §4), or -1 for any other octet. */
+int base64_value(unsigned char c);
+
 /* ---- Privileges (privileges.c) ---- */
 
 struct run_user {

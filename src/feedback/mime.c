@@ -226,22 +226,6 @@ cte_parse(const char *s, size_t len)
 
 /* ---- transfer encodings ---- */
 
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* RFC 2045 §6.8: characters outside the alphabet are ignored; "=" ends the data. */
 static size_t
 b64_decode(const char *in, size_t len, char *out, size_t max, bool *cut)
@@ -250,7 +234,7 @@ b64_decode(const char *in, size_t len, char *out, size_t max, bool *cut)
 	size_t o = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		int v = b64_value((unsigned char)in[i]);
+		int v = base64_value((unsigned char)in[i]);
 
 		if (in[i] == '=')
 			break;

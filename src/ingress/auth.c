@@ -24,22 +24,6 @@
 
 /* ---- Base64 (RFC 4648), strict: SASL responses are short and must be exact ---- */
 
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Decodes text into out (at least len * 3 / 4 + 1 octets, NUL-terminated, may hold NULs).
  * Returns the length, or -1 if it is not base64. */
 static ssize_t
@@ -58,7 +42,7 @@ b64_decode(const char *text, size_t len, unsigned char *out)
 			if (c == '=' && i + 4 == len && k >= 2) {
 				v[k] = 0;
 				pad++;
-			} else if (pad > 0 || (v[k] = b64_value(c)) < 0) {
+			} else if (pad > 0 || (v[k] = base64_value(c)) < 0) {
 				return -1;
 			}
 		}
