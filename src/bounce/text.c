@@ -35,28 +35,6 @@ putf(struct evbuffer *out, const char *fmt, ...)
 		fatal("evbuffer_add_vprintf: out of memory");
 }
 
-/* Length of the UTF-8 sequence starting at p (at most n octets available), or 0 if it is
- * malformed (overlong, surrogate, past U+10FFFF, truncated). */
-static size_t
-utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (len > n || !smtp_utf8_valid((const char *)p, len))
-		return 0;
-	return len;
-}
-
 /* The code point of the valid sequence at p of length len. */
 static unsigned long
 utf8_decode(const unsigned char *p, size_t len)
@@ -91,7 +69,7 @@ text_clean(const char *s, size_t len, bool utf8, size_t max)
 			continue;
 		}
 		if (p[i] >= 0x80) {
-			seq = utf8 ? utf8_seq(p + i, len - i) : 0;
+			seq = utf8 ? smtp_utf8_seq_len(p + i, len - i) : 0;
 			if (seq == 0) {
 				if (n + 1 > max) {
 					cut = true;
@@ -167,7 +145,7 @@ utf8_addr_encode(const char *s, size_t len, bool unitext)
 	size_t n = 0;
 
 	for (size_t i = 0; i < len;) {
-		size_t seq = utf8_seq(p + i, len - i);
+		size_t seq = smtp_utf8_seq_len(p + i, len - i);
 
 		if (seq == 0)
 			seq =

@@ -682,20 +682,6 @@ on_tls_policy(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	return 0;
 }
 
-static int
-on_delivery_tls_version(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
-{
-	char v[128];
-
-	*(const char **)result = value;
-	if (tls_version_value(value) == 0)
-		report(cfg,
-		       "delivery.tls_min_version: \"%s\": expected TLSv1.2 or TLSv1.3 (older "
-		       "versions are deprecated, RFC 8996)",
-		       shown(value, v, sizeof(v)));
-	return 0;
-}
-
 /* After a domain section is read (cfg is the top level, the section the last one). */
 static int
 on_domain_end(cfg_t *cfg, cfg_opt_t *opt)
@@ -923,17 +909,20 @@ on_role(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	return 0;
 }
 
+/* tls.min_version and delivery.tls_min_version. */
 static int
 on_tls_version(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
-	char v[128];
+	char path[512], v[128];
 
 	*(const char **)result = value;
-	if (tls_version_value(value) == 0)
+	if (tls_version_value(value) == 0) {
+		setting_path(cfg, opt->name, path, sizeof(path));
 		report(cfg,
-		       "tls.min_version: \"%s\": expected TLSv1.2 or TLSv1.3 (older versions "
-		       "are deprecated, RFC 8996)",
-		       shown(value, v, sizeof(v)));
+		       "%s: \"%s\": expected TLSv1.2 or TLSv1.3 (older versions are deprecated, "
+		       "RFC 8996)",
+		       path, shown(value, v, sizeof(v)));
+	}
 	return 0;
 }
 
@@ -1288,7 +1277,7 @@ static cfg_opt_t delivery_opts[] = {
     CFG_INT_CB("delay_notice_after", DEF_DELIVERY_DELAY_NOTICE_AFTER, CFGF_NONE, on_number),
     CFG_STR_CB("tls", DEF_DELIVERY_TLS, CFGF_NONE, on_tls_policy),
     CFG_STR_CB("tls_ca_file", NULL, CFGF_NODEFAULT, on_nonempty),
-    CFG_STR_CB("tls_min_version", DEF_DELIVERY_TLS_MIN_VERSION, CFGF_NONE, on_delivery_tls_version),
+    CFG_STR_CB("tls_min_version", DEF_DELIVERY_TLS_MIN_VERSION, CFGF_NONE, on_tls_version),
     CFG_INT_CB("tls_failure_memory", DEF_DELIVERY_TLS_FAILURE_MEMORY, CFGF_NONE, on_number),
     CFG_STR_CB("pool", NULL, CFGF_NODEFAULT, on_pool_ref),
     CFG_END(),

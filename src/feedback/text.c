@@ -7,27 +7,6 @@
 #include "feedback/internal.h"
 #include "smtp/smtp.h"
 
-/* Length of the UTF-8 sequence at p (n octets available), 0 if malformed. */
-static size_t
-utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (len > n || !smtp_utf8_valid((const char *)p, len))
-		return 0;
-	return len;
-}
-
 void
 text_put(char *dst, size_t size, const char *s, size_t len)
 {
@@ -45,7 +24,7 @@ text_put(char *dst, size_t size, const char *s, size_t len)
 			i++;
 			continue;
 		}
-		n = utf8_seq(u + i, len - i);
+		n = smtp_utf8_seq_len(u + i, len - i);
 		if (o + (space ? 1 : 0) + (n == 0 ? 1 : n) > size - 1)
 			break;
 		if (space)

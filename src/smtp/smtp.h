@@ -168,6 +168,9 @@ bool smtp_helo_valid(const char *arg);
 
 /* True if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool smtp_utf8_valid(const char *s, size_t len);
+/* Length of the UTF-8 sequence starting at p (at most n octets available, n >= 1), or 0 if it
+ * is malformed (overlong, surrogate, past U+10FFFF, truncated). */
+size_t smtp_utf8_seq_len(const unsigned char *p, size_t n);
 
 /* ---- Replies (what the client reads) ---- */
 

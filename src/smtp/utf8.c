@@ -40,3 +40,23 @@ smtp_utf8_valid(const char *s, size_t len)
 	}
 	return true;
 }
+
+size_t
+smtp_utf8_seq_len(const unsigned char *p, size_t n)
+{
+	size_t len;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (len > n || !smtp_utf8_valid((const char *)p, len))
+		return 0;
+	return len;
+}
