@@ -12,6 +12,7 @@ Retries are 1 s apart, timeouts short, and every wait is a deadline on a conditi
 
 import json
 import signal
+import socket
 import smtplib
 import subprocess
 
@@ -696,3 +697,36 @@ def test_utf8_domain_without_a_label_bounces_5_1_2(deliverer, net):
     assert (r["final_address"], r["action"], r["status"]) == ("user@\u2603.example", "failed",
                                                               "5.1.2")
     wait_queue_empty(d)
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_mail_exchanger_and_ip_version(deliverer, net, dns):
+    """An MX with only an AAAA record is reached over IPv6; with both, IPv6 comes first
+    (ip_version any); ip_version = ipv4 takes the A record."""
+    dns.set_zone(zone(v6_example={"MX": [[10, "mx.v6.example"]]},
+                      mx_v6_example={"AAAA": ["::1"]},
+                      both_example={"MX": [[10, "mx.both.example"]]},
+                      mx_both_example={"A": [OTHER_IP], "AAAA": ["::1"]}))
+    rx6 = net.receiver("::1")
+    rx4 = net.receiver(OTHER_IP)
+    d = deliverer()
+    qid, msg = submit(d.port, ["bob@v6.example"])
+    rec = wait_records(d, "Delivery", id=qid)[0]
+    assert (rec["mx"], rec["ip"]) == ("mx.v6.example", "::1")
+    qid2, _ = submit(d.port, ["carol@both.example"])
+    assert wait_records(d, "Delivery", id=qid2)[0]["ip"] == "::1"
+    assert [body_of(m) for m in rx6.messages()][0] == msg
+    d.stop()
+    d4 = deliverer(delivery={"ip_version": "ipv4"})
+    qid3, _ = submit(d4.port, ["dave@both.example"])
+    assert wait_records(d4, "Delivery", id=qid3)[0]["ip"] == OTHER_IP
+    assert len(rx4.messages()) == 1
