@@ -159,6 +159,10 @@ def test_source_not_on_machine_is_marked_down_and_skipped(egress, port):
         got = wait_messages(rx, 20)
         assert {m["peer"] for m in got} == {A_IP}
         assert {m["helo"] for m in got} == {"mta-a.drover.example"}
+        # The event log is written by its own thread a moment later: wait for the records
+        # (it writes in order, so with the 20 Delivery records comes the earlier SourceDown).
+        wait_for(lambda: len(events(d, "Delivery")) >= 20, deadline(10), interval=0.05,
+                 what="20 Delivery records")
         down = events(d, "SourceDown")
         assert len(down) == 1, down
         assert down[0]["source"] == "gone" and down[0]["source_ip"] == GONE_IP
