@@ -1026,18 +1026,9 @@ on_dkim_selector(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 static int
 on_dkim_key_file(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
-	const char *file;
-	int line;
-
 	on_nonempty(cfg, opt, value, result);
-	if (current == NULL || cfg->title == NULL)
-		return 0;
-	locate(cfg, &file, &line);
-	current->keys = xrealloc(current->keys, (current->nkeys + 1) * sizeof(*current->keys));
-	current->keys[current->nkeys].title = xstrdup(cfg->title);
-	current->keys[current->nkeys].where =
-	    file != NULL ? xasprintf("%s:%d", file, line) : xasprintf("line %d", line);
-	current->nkeys++;
+	if (current != NULL)
+		remember_where(cfg, &current->keys, &current->nkeys);
 	return 0;
 }
 
