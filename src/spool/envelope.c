@@ -1,18 +1,20 @@
 /* envelope.c - the envelope's on-disk form.
  *
- * Version 2, all integers little-endian and fixed-width:
+ * Version 3, all integers little-endian and fixed-width:
  *
- *	u8  version (2)
+ *	u8  version (3)
  *	str id, str sender
  *	u8  dsn_ret, u8 body_type, u8 smtputf8 (0 or 1), u64 received_us
  *	str envid, client_ip, helo, listener, protocol, auth_user, headers
+ *	str stream, tenant, campaign, pool
  *	u64 size
  *	u32 nrcpt, then nrcpt times:
  *		str address, str orcpt, u8 notify, u8 state, u8 flags, u16 attempts,
  *		u64 next_attempt_us, str last_reply
  *
- * Version 1 (the first release) had no headers and no recipient flags; it is still read,
- * as headers NULL and flags 0, so a spool survives the upgrade. Only version 2 is written.
+ * Version 2 had no classification (stream, tenant, campaign, pool), version 1 (the first
+ * release) no headers and no recipient flags either; both are still read, the missing fields
+ * as NULL and 0, so a spool survives the upgrade. Only version 3 is written.
  *
  * A str is a u32 length then that many octets (no NUL inside), or the length 0xffffffff
  * alone for NULL, so NULL and "" stay distinct. The form is canonical: every envelope has
@@ -25,7 +27,7 @@
 #include "core/core.h"
 #include "spool/spool_private.h"
 
-#define ENVELOPE_VERSION    2
+#define ENVELOPE_VERSION    3
 #define ENVELOPE_VERSION_V1 1
 #define STR_NULL            0xffffffffu
 /* The smallest encoded recipient: three empty or NULL strings (4 octets each) and 12
@@ -115,6 +117,10 @@ put_envelope(struct wbuf *w, const struct envelope *env)
 	put_str(w, env->protocol);
 	put_str(w, env->auth_user);
 	put_str(w, env->headers);
+	put_str(w, env->stream);
+	put_str(w, env->tenant);
+	put_str(w, env->campaign);
+	put_str(w, env->pool);
 	put_u64(w, env->size);
 	if (env->nrcpt >= STR_NULL)
 		fatal("envelope: %zu recipients", env->nrcpt);
@@ -247,7 +253,7 @@ envelope_decode(const void *buf, size_t len, struct envelope *env)
 	if (buf == NULL)
 		return -1;
 	version = get_u8(&r);
-	if (version != ENVELOPE_VERSION && version != ENVELOPE_VERSION_V1)
+	if (version < ENVELOPE_VERSION_V1 || version > ENVELOPE_VERSION)
 		return -1;
 	id = get_str(&r);
 	if (id == NULL || strlen(id) > SPOOL_ID_LEN)
@@ -268,6 +274,12 @@ envelope_decode(const void *buf, size_t len, struct envelope *env)
 	env->auth_user = get_str(&r);
 	if (version >= 2)
 		env->headers = get_str(&r);
+	if (version >= 3) {
+		env->stream = get_str(&r);
+		env->tenant = get_str(&r);
+		env->campaign = get_str(&r);
+		env->pool = get_str(&r);
+	}
 	env->size = get_u64(&r);
 	n = get_u32(&r);
 	/* Claim no more recipients than the octets left could hold, before allocating. */
@@ -308,6 +320,10 @@ envelope_clear(struct envelope *env)
 	free(env->protocol);
 	free(env->auth_user);
 	free(env->headers);
+	free(env->stream);
+	free(env->tenant);
+	free(env->campaign);
+	free(env->pool);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		free(env->rcpt[i].address);
 		free(env->rcpt[i].orcpt);
@@ -335,6 +351,10 @@ envelope_copy(struct envelope *dst, const struct envelope *src)
 	dst->protocol = dup_or_null(src->protocol);
 	dst->auth_user = dup_or_null(src->auth_user);
 	dst->headers = dup_or_null(src->headers);
+	dst->stream = dup_or_null(src->stream);
+	dst->tenant = dup_or_null(src->tenant);
+	dst->campaign = dup_or_null(src->campaign);
+	dst->pool = dup_or_null(src->pool);
 	dst->rcpt = NULL;
 	if (src->nrcpt > 0) {
 		dst->rcpt = xcalloc(src->nrcpt, sizeof(*dst->rcpt));

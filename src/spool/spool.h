@@ -70,6 +70,13 @@ struct envelope {
 	 * CRLF-terminated, that go before the stored octets: the body is streamed into the
 	 * spool before they exist. NULL if none. The spool's readers put them in front. */
 	char *headers;
+	/* Classification at reception (docs/routing.md): the message's stream, tenant and
+	 * campaign, and the pool a rule or a trusted X-Drover-Pool chose. NULL: none (the
+	 * default stream; the pool the stream, tenant or destination gives). */
+	char *stream;
+	char *tenant;
+	char *campaign;
+	char *pool;
 	uint64_t size; /* message octets as delivered: headers and the stored octets (Received:
 	                  header included) */
 	size_t nrcpt;

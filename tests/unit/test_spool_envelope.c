@@ -32,6 +32,10 @@ test_round_trip_full(void **state)
 	env.rcpt[2].last_reply = xstrdup("451 4.7.1 try again later");
 	env.headers = xstrdup("DKIM-Signature: v=1; a=ed25519-sha256; d=example.org;\r\n"
 	                      "\tb=AAAA\r\n");
+	env.stream = xstrdup("bulk");
+	env.tenant = xstrdup("acme");
+	env.campaign = xstrdup("");
+	env.pool = NULL;
 	round_trip(&env);
 	envelope_clear(&env);
 }
@@ -159,7 +163,7 @@ test_garbage(void **state)
 	assert_int_equal(envelope_decode(bad, len + 1, &out), -1);
 	/* Unknown versions. */
 	memcpy(bad, buf, len);
-	bad[0] = 3;
+	bad[0] = 4;
 	assert_int_equal(envelope_decode(bad, len, &out), -1);
 	bad[0] = 0;
 	assert_int_equal(envelope_decode(bad, len, &out), -1);
@@ -201,7 +205,7 @@ test_garbage(void **state)
 }
 
 /* A record the first release wrote (version 1: no headers, no recipient flags) is still
- * read, so a spool survives the upgrade; it is written back as version 2. */
+ * read, so a spool survives the upgrade; it is written back as version 3. */
 static void
 test_version_1(void **state)
 {
@@ -224,8 +228,11 @@ test_version_1(void **state)
 	assert_string_equal(env.rcpt[0].address, "rcpt0@example.com");
 	assert_int_equal(env.rcpt[0].flags, 0);
 	again = envelope_encode(&env, &len);
-	assert_int_equal(again[0], 2);
-	assert_int_equal(len, n + 4 + 1); /* a NULL headers string, one flags octet */
+	assert_null(env.stream);
+	assert_null(env.pool);
+	assert_int_equal(again[0], 3);
+	/* NULL headers, stream, tenant, campaign and pool strings; one flags octet */
+	assert_int_equal(len, n + 5 * 4 + 1);
 	assert_int_equal(envelope_decode(again, len, &out), 0);
 	assert_envelope_equal(&env, &out);
 	envelope_clear(&out);

@@ -161,6 +161,10 @@ assert_envelope_equal(const struct envelope *a, const struct envelope *b)
 	assert_str_or_null_equal(a->protocol, b->protocol);
 	assert_str_or_null_equal(a->auth_user, b->auth_user);
 	assert_str_or_null_equal(a->headers, b->headers);
+	assert_str_or_null_equal(a->stream, b->stream);
+	assert_str_or_null_equal(a->tenant, b->tenant);
+	assert_str_or_null_equal(a->campaign, b->campaign);
+	assert_str_or_null_equal(a->pool, b->pool);
 	assert_int_equal(a->size, b->size);
 	assert_int_equal(a->nrcpt, b->nrcpt);
 	for (size_t i = 0; i < a->nrcpt; i++) {
