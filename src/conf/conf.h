@@ -175,6 +175,35 @@ struct pool_conf {
 
 #define DELIVERY_RETRY_MAX 16
 
+/* A stream: stream "bulk" { priority; pool; retry; lifetime; reserve } (docs/routing.md).
+ * Mail of each stream waits in its own queues per destination, so a backlog in one never
+ * delays another. A message no rule classifies is in the stream named "default", which
+ * exists whether or not the file has a section for it. */
+struct stream_conf {
+	char *name;        /* the section title */
+	unsigned priority; /* 0..1000, default 0: at a destination, a free connection slot goes
+	                      to the stream of highest priority with mail ready */
+	const char *pool;  /* NULL: as the tenant or the destination says (config_message_pool) */
+	uint64_t retry_s[DELIVERY_RETRY_MAX]; /* retry intervals; nretry 0: delivery.retry */
+	size_t nretry;
+	uint64_t lifetime_s;  /* 0: delivery.queue_lifetime */
+	unsigned reserve_pct; /* share of each destination's connections that only this stream
+	                         may use, 0..100 (rounded up to whole connections) */
+};
+
+/* A tenant: tenant "acme" { pool; stream "bulk" { pool } }. Its messages may leave from its
+ * own pools (and are suppressed per tenant, suppress.h). */
+struct tenant_stream_conf {
+	const char *stream; /* a stream's name (validated: a stream section, or "default") */
+	const char *pool;   /* a pool's name (validated) */
+};
+struct tenant_conf {
+	char *name;       /* the section title */
+	const char *pool; /* NULL: as the stream or the destination says */
+	struct tenant_stream_conf *streams;
+	size_t nstreams;
+};
+
 /* Outbound delivery; see docs/configuration.md for each default and its reason. */
 struct delivery_conf {
 	/* Whether mail is sent at all. "auto" (the default) means: when the configuration says
@@ -254,6 +283,10 @@ struct config {
 	size_t nsources;
 	struct pool_conf *pools; /* in the order of the file */
 	size_t npools;
+	struct stream_conf *streams; /* in the order of the file */
+	size_t nstreams;
+	struct tenant_conf *tenants; /* in the order of the file */
+	size_t ntenants;
 
 	struct tls_certificate_conf *tls_certificates; /* in the order of the file */
 	size_t ntls_certificates;
@@ -293,6 +326,18 @@ const struct pool_conf *config_pool(const struct config *, const char *name);
 /* The pool for mail to a domain: its route's pool if set, else its domain section's, else
  * delivery.pool; NULL when none is configured (the system's default address). */
 const struct pool_conf *config_pool_for(const struct config *, const char *domain);
+/* The stream section of that name, or NULL (also for "default" without a section). */
+const struct stream_conf *config_stream(const struct config *, const char *name);
+/* The tenant section of that name, or NULL. */
+const struct tenant_conf *config_tenant(const struct config *, const char *name);
+/* The pool a message's mail to a domain leaves from, by the first of: the message's own
+ * pool (a classification rule's, or a trusted X-Drover-Pool); its tenant's pool for its
+ * stream; its tenant's pool; its stream's pool; config_pool_for(domain). Any argument but
+ * cfg and domain may be NULL; stream NULL is "default". Unknown names count as unset (a
+ * spool written under another configuration). NULL: the system's default address. */
+const struct pool_conf *config_message_pool(const struct config *, const char *pool,
+                                            const char *stream, const char *tenant,
+                                            const char *domain);
 /* "disabled", "opportunistic", "required", "required-verify"; NULL for UNSET or unknown. */
 const char *tls_policy_name(enum tls_policy);
 

@@ -256,3 +256,54 @@ config_pool_for(const struct config *conf, const char *domain)
 		return config_pool(conf, d->pool);
 	return config_pool(conf, conf->delivery.pool);
 }
+
+const struct stream_conf *
+config_stream(const struct config *conf, const char *name)
+{
+	if (conf == NULL || name == NULL)
+		return NULL;
+	for (size_t i = 0; i < conf->nstreams; i++)
+		if (strcmp(conf->streams[i].name, name) == 0)
+			return &conf->streams[i];
+	return NULL;
+}
+
+const struct tenant_conf *
+config_tenant(const struct config *conf, const char *name)
+{
+	if (conf == NULL || name == NULL)
+		return NULL;
+	for (size_t i = 0; i < conf->ntenants; i++)
+		if (strcmp(conf->tenants[i].name, name) == 0)
+			return &conf->tenants[i];
+	return NULL;
+}
+
+/* The most specific choice first: what the message itself says (a rule, a trusted header),
+ * then the tenant's (its reputation is its own), then the stream's (transactional apart from
+ * bulk), then the destination's. A name the configuration no longer has is skipped rather
+ * than holding the mail: a reload that drops a pool reroutes its queued mail. */
+const struct pool_conf *
+config_message_pool(const struct config *conf, const char *pool, const char *stream,
+                    const char *tenant, const char *domain)
+{
+	const struct tenant_conf *t = config_tenant(conf, tenant);
+	const struct stream_conf *s = config_stream(conf, stream != NULL ? stream : "default");
+	const struct pool_conf *p;
+
+	if ((p = config_pool(conf, pool)) != NULL)
+		return p;
+	if (t != NULL) {
+		const char *sname = s != NULL ? s->name : "default";
+
+		for (size_t i = 0; i < t->nstreams; i++)
+			if (strcmp(t->streams[i].stream, sname) == 0 &&
+			    (p = config_pool(conf, t->streams[i].pool)) != NULL)
+				return p;
+		if ((p = config_pool(conf, t->pool)) != NULL)
+			return p;
+	}
+	if (s != NULL && (p = config_pool(conf, s->pool)) != NULL)
+		return p;
+	return config_pool_for(conf, domain);
+}
