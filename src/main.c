@@ -49,6 +49,9 @@ usage(FILE *out)
 	    "commands:\n"
 	    "  serve                      run the server in the foreground\n"
 	    "  check-config [FILE]        validate a configuration file; errors name file:line\n"
+	    "  queue summary [--json]     queued mail by queue: stream, pool, destination, "
+	    "counts,\n"
+	    "                             oldest message, last error\n"
 	    "  queue list [--json]        list queued messages (id, size, age, sender, "
 	    "recipients)\n"
 	    "  queue show ID              print a queued message's envelope and content\n"
@@ -444,120 +447,6 @@ open_spool_readonly(const struct config *cfg)
 	return sp;
 }
 
-static void
-format_age(uint64_t secs, char *buf, size_t size)
-{
-	if (secs < 120)
-		snprintf(buf, size, "%llus", (unsigned long long)secs);
-	else if (secs < 7200)
-		snprintf(buf, size, "%llum", (unsigned long long)secs / 60);
-	else if (secs < 172800)
-		snprintf(buf, size, "%lluh", (unsigned long long)secs / 3600);
-	else
-		snprintf(buf, size, "%llud", (unsigned long long)secs / 86400);
-}
-
-struct list_ctx {
-	bool json;
-	uint64_t now_us;
-	uint64_t count;
-};
-
-/* The RFC 3461 parameters kept for the message's DSNs, as received. */
-static json_t *
-queue_list_dsn(const struct envelope *env)
-{
-	static const char *const notify_names[] = {"NEVER", "SUCCESS", "FAILURE", "DELAY"};
-	json_t *dsn = json_object(), *rcpts = json_array();
-
-	json_object_set_new(dsn, "ret",
-	                    env->dsn_ret == SMTP_DSN_RET_FULL   ? json_string("FULL")
-	                    : env->dsn_ret == SMTP_DSN_RET_HDRS ? json_string("HDRS")
-	                                                        : json_null());
-	json_object_set_new(dsn, "envid", env->envid ? json_string(env->envid) : json_null());
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		json_t *r = json_object(), *notify = json_array();
-		for (unsigned b = 0; b < 4; b++)
-			if (env->rcpt[i].notify & (1u << b))
-				json_array_append_new(notify, json_string(notify_names[b]));
-		json_object_set_new(r, "address", json_string(env->rcpt[i].address));
-		json_object_set_new(r, "notify", notify);
-		json_object_set_new(
-		    r, "orcpt", env->rcpt[i].orcpt ? json_string(env->rcpt[i].orcpt) : json_null());
-		json_array_append_new(rcpts, r);
-	}
-	json_object_set_new(dsn, "recipients", rcpts);
-	return dsn;
-}
-
-/* Where each recipient stands: pending (with its attempts so far and the next one),
- * delivered, bounced or expired, with the last reply from a receiver. */
-static json_t *
-queue_list_states(const struct envelope *env)
-{
-	static const char *const names[] = {"pending", "delivered", "bounced", "expired"};
-	json_t *list = json_array();
-
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		const struct envelope_rcpt *r = &env->rcpt[i];
-		json_t *o = json_object();
-		char stamp[40];
-
-		json_object_set_new(o, "address", json_string(r->address));
-		json_object_set_new(
-		    o, "state",
-		    json_string(r->state < nitems(names) ? names[r->state] : "unknown"));
-		json_object_set_new(o, "attempts", json_integer(r->attempts));
-		if (r->state == RCPT_PENDING && r->next_attempt_us != 0) {
-			time_rfc3339(r->next_attempt_us, stamp, sizeof(stamp));
-			json_object_set_new(o, "next_attempt", json_string(stamp));
-		} else
-			json_object_set_new(o, "next_attempt", json_null());
-		json_object_set_new(o, "last_reply",
-		                    r->last_reply ? json_string(r->last_reply) : json_null());
-		json_array_append_new(list, o);
-	}
-	return list;
-}
-
-static int
-queue_list_one(void *arg, const struct envelope *env)
-{
-	struct list_ctx *ctx = arg;
-	uint64_t age = ctx->now_us > env->received_us ? (ctx->now_us - env->received_us) / USEC : 0;
-
-	ctx->count++;
-	if (ctx->json) {
-		json_t *o = json_object(), *rcpts = json_array();
-		char stamp[40], *text;
-
-		time_rfc3339(env->received_us, stamp, sizeof(stamp));
-		for (size_t i = 0; i < env->nrcpt; i++)
-			json_array_append_new(rcpts, json_string(env->rcpt[i].address));
-		json_object_set_new(o, "id", json_string(env->id));
-		json_object_set_new(o, "sender", json_string(env->sender));
-		json_object_set_new(o, "recipients", rcpts);
-		json_object_set_new(o, "size", json_integer((json_int_t)env->size));
-		json_object_set_new(o, "received", json_string(stamp));
-		json_object_set_new(o, "age_s", json_integer((json_int_t)age));
-		json_object_set_new(o, "dsn", queue_list_dsn(env));
-		json_object_set_new(o, "delivery", queue_list_states(env));
-		text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		puts(text);
-		free(text);
-		json_decref(o);
-		return 0;
-	}
-	char agebuf[16];
-	format_age(age, agebuf, sizeof(agebuf));
-	printf("%-24s %9llu %5s  <%s>", env->id, (unsigned long long)env->size, agebuf,
-	       env->sender);
-	for (size_t i = 0; i < env->nrcpt; i++)
-		printf("%s<%s>", i == 0 ? " -> " : ", ", env->rcpt[i].address);
-	putchar('\n');
-	return 0;
-}
-
 static int
 cmd_queue(struct options *o)
 {
@@ -574,37 +463,14 @@ cmd_queue(struct options *o)
 		return 1;
 	}
 	if (strcmp(what, "list") == 0) {
-		struct list_ctx ctx = {.json = o->json, .now_us = time_now_us()};
-		if (!o->json)
-			printf("%-24s %9s %5s  %s\n", "ID", "SIZE", "AGE", "SENDER -> RECIPIENTS");
-		if (spool_foreach(sp, queue_list_one, &ctx) < 0) {
-			fprintf(stderr, "drover: cannot read the spool\n");
-			rc = 1;
-		} else if (!o->json)
-			printf("%llu message%s\n", (unsigned long long)ctx.count,
-			       ctx.count == 1 ? "" : "s");
+		rc = queue_cli_list(cfg, sp, o->json);
+	} else if (strcmp(what, "summary") == 0) {
+		rc = queue_cli_summary(cfg, sp, o->json);
 	} else if (strcmp(what, "show") == 0 && o->argc > 2) {
-		struct envelope env;
-		struct evbuffer *body = evbuffer_new();
-		if (spool_envelope_get(sp, o->argv[2], &env) < 0 ||
-		    spool_body_read(sp, o->argv[2], body) < 0) {
-			fprintf(stderr, "drover: no message %s in the queue\n", o->argv[2]);
-			rc = 1;
-		} else {
-			printf("X-Drover-Queue-Id: %s\nX-Drover-Sender: <%s>\n", env.id,
-			       env.sender);
-			for (size_t i = 0; i < env.nrcpt; i++)
-				printf("X-Drover-Recipient: <%s>\n", env.rcpt[i].address);
-			printf("\n");
-			fflush(stdout);
-			while (evbuffer_get_length(body) > 0)
-				if (evbuffer_write(body, STDOUT_FILENO) < 0)
-					break;
-			envelope_clear(&env);
-		}
-		evbuffer_free(body);
+		rc = queue_cli_show(cfg, sp, o->argv[2]);
 	} else {
-		fprintf(stderr, "usage: drover queue list [--json] | queue show ID\n");
+		fprintf(stderr, "usage: drover queue list [--json] | queue summary [--json] | queue "
+		                "show ID\n");
 		rc = 2;
 	}
 	spool_close(sp);

@@ -27,6 +27,54 @@ ms(unsigned s)
 	return s > UINT32_MAX / 1000 ? UINT32_MAX : s * 1000;
 }
 
+/* One queue class per stream: class 0 is "default" (its section's settings if the file has
+ * one), then the other stream sections in the order of the file. What a stream does not set
+ * comes from delivery (qo->retry, made from it, must be set already). */
+/* A stream's settings over delivery's (c->retry holds delivery's already). */
+static void
+class_from_stream(struct queue_class *c, const struct stream_conf *sc)
+{
+	if (sc == NULL)
+		return;
+	c->priority = sc->priority;
+	c->reserve_pct = sc->reserve_pct;
+	if (sc->nretry > 0) {
+		c->retry.n =
+		    (unsigned)(sc->nretry < QUEUE_RETRY_MAX ? sc->nretry : QUEUE_RETRY_MAX);
+		for (unsigned k = 0; k < c->retry.n; k++)
+			c->retry.interval_us[k] = sc->retry_s[k] * USEC;
+	}
+	if (sc->lifetime_s > 0)
+		c->retry.lifetime_us = sc->lifetime_s * USEC;
+}
+
+/* One queue class per stream: class 0 is "default" (with its section's settings if the file
+ * has one), then the other stream sections in the order of the file. qo->retry (delivery's
+ * schedule) must be set already. */
+static void
+engine_classes(struct queue_engine *e, struct queue_options *qo)
+{
+	const struct config *cfg = e->cfg;
+	unsigned n = 1;
+
+	e->classes = xcalloc(cfg->nstreams + 1, sizeof(*e->classes));
+	e->class_names = xcalloc(cfg->nstreams + 1, sizeof(*e->class_names));
+	e->class_names[0] = "default";
+	e->classes[0].retry = qo->retry;
+	class_from_stream(&e->classes[0], config_stream(cfg, "default"));
+	for (size_t i = 0; i < cfg->nstreams; i++) {
+		if (strcmp(cfg->streams[i].name, "default") == 0)
+			continue;
+		e->class_names[n] = cfg->streams[i].name;
+		e->classes[n].retry = qo->retry;
+		class_from_stream(&e->classes[n], &cfg->streams[i]);
+		n++;
+	}
+	e->nclasses = n;
+	qo->classes = e->classes;
+	qo->nclasses = n;
+}
+
 /* cfg->delivery, with a zero (a configuration that does not set it) taken as the default of
  * the component that owns the setting. */
 static void
@@ -83,6 +131,7 @@ engine_settings(struct queue_engine *e, struct queue_options *qo)
 			qo->dead_cooldown_max_us = qo->dead_cooldown_us;
 	}
 	e->lifetime_us = qo->retry.lifetime_us;
+	engine_classes(e, qo);
 	qo->batch_max = e->max_messages;
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
 		seed = time_now_us() ^ time_mono_us();
@@ -246,9 +295,54 @@ group_domains(const struct envelope *env, struct dest_acc **out)
 	return n;
 }
 
+/* The message's classification, as the engine keeps it until the item is queued. */
+struct message_class {
+	char *stream, *tenant, *pool; /* NULL: none */
+};
+
 static void
-queue_dests(struct queue_engine *e, const char *id, uint64_t received_us, struct dest_acc *d,
-            size_t n, _Atomic uint64_t *counter)
+message_class_copy(struct message_class *mc, const struct envelope *env)
+{
+	mc->stream = env->stream != NULL ? xstrdup(env->stream) : NULL;
+	mc->tenant = env->tenant != NULL ? xstrdup(env->tenant) : NULL;
+	mc->pool = env->pool != NULL ? xstrdup(env->pool) : NULL;
+}
+
+static void
+message_class_clear(struct message_class *mc)
+{
+	free(mc->stream);
+	free(mc->tenant);
+	free(mc->pool);
+}
+
+int
+engine_queue_add(struct queue_engine *e, const char *id, uint64_t received_us, const char *stream,
+                 const char *tenant, const char *pool, const char *domain, uint64_t next_us,
+                 unsigned attempts)
+{
+	const struct pool_conf *p = config_message_pool(e->cfg, pool, stream, tenant, domain);
+	struct queue_lane lane = {.site = domain, .via = p != NULL ? p->name : NULL};
+	char name[QUEUE_LANE_NAME_MAX];
+	unsigned cls = 0;
+
+	/* A stream this configuration does not know (the spool was written under another) is
+	 * "default"'s. */
+	for (unsigned c = 1; c < e->nclasses && stream != NULL; c++)
+		if (strcmp(e->class_names[c], stream) == 0)
+			cls = c;
+	lane.cls = cls;
+	if (p != NULL)
+		snprintf(name, sizeof(name), "%s:%s@%s", e->class_names[cls], p->name, domain);
+	else
+		snprintf(name, sizeof(name), "%s@%s", e->class_names[cls], domain);
+	lane.name = name;
+	return queue_add_lane(e->q, id, &lane, received_us, next_us, attempts);
+}
+
+static void
+queue_dests(struct queue_engine *e, const char *id, uint64_t received_us,
+            const struct message_class *mc, struct dest_acc *d, size_t n, _Atomic uint64_t *counter)
 {
 	for (size_t k = 0; k < n; k++) {
 		if (d[k].name[0] == '\0') {
@@ -257,7 +351,8 @@ queue_dests(struct queue_engine *e, const char *id, uint64_t received_us, struct
 			         id);
 			continue;
 		}
-		if (queue_add(e->q, id, d[k].name, received_us, d[k].next_us, d[k].attempts) == 0) {
+		if (engine_queue_add(e, id, received_us, mc->stream, mc->tenant, mc->pool,
+		                     d[k].name, d[k].next_us, d[k].attempts) == 0) {
 			atomic_fetch_add(counter, 1);
 			atomic_fetch_add(&e->st_items, 1);
 		} else if (errno != EEXIST)
@@ -270,10 +365,11 @@ static int
 load_one(void *arg, const struct envelope *env)
 {
 	struct queue_engine *e = arg;
+	struct message_class mc = {env->stream, env->tenant, env->pool};
 	struct dest_acc *d;
 	size_t n = group_domains(env, &d);
 
-	queue_dests(e, env->id, env->received_us, d, n, &e->st_loaded);
+	queue_dests(e, env->id, env->received_us, &mc, d, n, &e->st_loaded);
 	free(d);
 	return 0;
 }
@@ -284,6 +380,7 @@ struct submission {
 	struct queue_engine *e;
 	char id[SPOOL_ID_LEN + 1];
 	uint64_t received_us;
+	struct message_class mc;
 	size_t n;
 	struct dest_acc *d;
 };
@@ -293,8 +390,9 @@ on_submission(void *arg)
 {
 	struct submission *s = arg;
 
-	queue_dests(s->e, s->id, s->received_us, s->d, s->n, &s->e->st_submitted);
+	queue_dests(s->e, s->id, s->received_us, &s->mc, s->d, s->n, &s->e->st_submitted);
 	engine_kick(s->e);
+	message_class_clear(&s->mc);
 	free(s->d);
 	free(s);
 }
@@ -308,6 +406,7 @@ queue_engine_submit(struct queue_engine *qe, const struct envelope *env)
 	s->e = e;
 	strlcpy_s(s->id, env->id, sizeof(s->id));
 	s->received_us = env->received_us;
+	message_class_copy(&s->mc, env);
 	s->n = group_domains(env, &s->d);
 	/* A fresh message: due at once, no attempt made (group_domains took the envelope's,
 	 * which reception leaves at zero). */
@@ -355,6 +454,9 @@ engine_free(struct queue_engine *e)
 	egress_free(e->egress);
 	delivery_tls_ctx_free(e->tls_ctx);
 	classify_unref(e->classify);
+	engine_verp_free(e);
+	free(e->classes);
+	free(e->class_names);
 	free(e);
 }
 
@@ -393,6 +495,8 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	                  ? classify_load(d->bounce_rules, CLASSIFY_DEF_CACHE_ENTRIES, err, errlen)
 	                  : classify_builtin(CLASSIFY_DEF_CACHE_ENTRIES, err, errlen);
 	if (e->classify == NULL)
+		goto fail;
+	if (engine_verp_init(e, err, errlen) < 0)
 		goto fail;
 	e->dopts.tls_ctx = e->tls_ctx;
 	if (d->tls_failure_memory_s > 0)

@@ -565,10 +565,10 @@ attempt_new(struct queue_engine *e, struct queue_dest *dest, struct queue_item *
 
 	a->e = e;
 	a->dest = dest;
-	a->domain = xstrdup(queue_dest_name(dest));
+	a->domain = xstrdup(queue_dest_site(dest));
 	a->tls = engine_tls_policy(e, a->domain);
 	a->source = -1;
-	a->pool = config_pool_for(e->cfg, a->domain);
+	a->pool = config_pool(e->cfg, queue_dest_via(dest));
 	if (a->pool != NULL)
 		a->source = egress_pick(e->egress, a->pool, a->domain, time_now_us(), true);
 	a->started_mono = time_mono_us();

@@ -70,7 +70,8 @@ on_committed(void *arg, enum spool_status st)
 	if (ok) {
 		engine_domain(ctx->to, dom, sizeof(dom));
 		atomic_fetch_add(&e->st_dsns, 1);
-		if (dom[0] != '\0' && queue_add(e->q, ctx->id, dom, now, 0, 0) == 0) {
+		if (dom[0] != '\0' &&
+		    engine_queue_add(e, ctx->id, now, NULL, NULL, NULL, dom, 0, 0) == 0) {
 			atomic_fetch_add(&e->st_items, 1);
 			engine_kick(e);
 		} else

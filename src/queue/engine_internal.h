@@ -24,6 +24,7 @@
 #include "queue/queue.h"
 #include "spool/spool.h"
 
+struct engine_verp;
 struct event;
 struct event_base;
 struct mailbox;
@@ -95,6 +96,8 @@ struct job {
 	struct queue_item *item;
 	char id[SPOOL_ID_LEN + 1];
 	char *domain;     /* the destination */
+	char *lane;       /* the queue it waits in: "stream:pool@domain" (engine_queue_add) */
+	char *pool;       /* the lane's pool, NULL: none */
 	bool expire_only; /* from a QUEUE_WORK_EXPIRE batch */
 	bool gone;        /* the spool could not give the message: nothing to do */
 
@@ -207,12 +210,19 @@ struct queue_engine {
 	unsigned max_conns;       /* connections at once over all destinations */
 	uint64_t delay_notice_us; /* 0: no delay notices */
 	uint64_t lifetime_us; /* the queue lifetime (delay notices' Will-Retry-Until); 0: none */
-	struct delivery_tls_ctx *tls_ctx;    /* the CA store, read at start */
-	struct classify_table *classify;     /* bounce categories and decisions, read at start */
+	struct delivery_tls_ctx *tls_ctx; /* the CA store, read at start */
+	struct classify_table *classify;  /* bounce categories and decisions, read at start */
+	_Atomic(struct classify_slot *)
+	    rules;                           /* as reloaded, once main.c sets it (engine_rules.c) */
+	struct engine_verp *verp;            /* VERP return paths (engine_verp.c); NULL: off */
 	_Atomic(struct suppress *) suppress; /* hard bounces to suppress; NULL: none */
 	struct tls_memory *tls_memory;       /* NULL: delivery.tls_failure_memory is 0 */
 	struct egress *egress;               /* sources and pools (egress.c) */
-	bool waking;                         /* in egress_wake(): not again from inside it */
+	/* The queue's classes: one per stream, [0] "default" (engine_classes). */
+	struct queue_class *classes;
+	const char **class_names; /* into cfg->streams, and "default" */
+	unsigned nclasses;
+	bool waking; /* in egress_wake(): not again from inside it */
 
 	/* State (engine thread only). */
 	struct attempt *attempts;
@@ -225,6 +235,7 @@ struct queue_engine {
 	/* Counters, read by queue_engine_stats() from any thread. */
 	_Atomic uint64_t st_loaded, st_submitted, st_delivered, st_deferred, st_bounced, st_expired,
 	    st_dsns, st_connections, st_connections_ok, st_reused, st_items;
+	_Atomic uint64_t st_bounce_category[CLASSIFY_CATEGORY_COUNT]; /* bounced and expired */
 	_Atomic unsigned st_open;
 };
 
@@ -260,6 +271,13 @@ bool egress_source_failed(struct egress *, size_t source, uint64_t now_us);
 bool egress_source_worked(struct egress *, size_t source);
 
 /* engine.c */
+/* A lane's name: "stream:pool@domain", or "stream@domain" without a pool. */
+#define QUEUE_LANE_NAME_MAX (64 + 1 + 64 + 1 + DNS_NAME_MAX + 3)
+/* Queues one message's recipients at domain in the lane its stream, tenant and pool give
+ * (config_message_pool); queue_add_lane's return. */
+int engine_queue_add(struct queue_engine *, const char *id, uint64_t received_us,
+                     const char *stream, const char *tenant, const char *pool, const char *domain,
+                     uint64_t next_us, unsigned attempts);
 /* Arms the one timer for the queue's next due time (at once if due; not while at the
  * connection limit: an attempt that ends kicks again). */
 void engine_kick(struct queue_engine *);
@@ -307,6 +325,18 @@ void job_decide_all(struct job *, enum rcpt_fate, int code, const char *status, 
 void job_finish(struct job *);
 void job_free(struct job *);
 void engine_spool_op_done(struct queue_engine *);
+
+/* engine_verp.c: VERP return paths. init reads cfg->verp (0, or -1 with err); slice cuts the
+ * job into one transaction per recipient, each with its return path, and returns true, or
+ * does nothing and returns false (VERP off, or the null sender). */
+int engine_verp_init(struct queue_engine *, char *err, size_t errlen);
+void engine_verp_free(struct queue_engine *);
+bool engine_verp_slice(struct job *);
+
+/* engine_rules.c: the current bounce rules (a reference: classify_unref() it), and the
+ * bounces counted per category. */
+struct classify_table *engine_rules_get(struct queue_engine *);
+void engine_count_bounce(struct queue_engine *, enum classify_category);
 
 /* engine_dsn.c */
 /* Queues a DSN for the job's recipients that failed (bounced or expired) and want one; calls

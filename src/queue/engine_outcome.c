@@ -37,11 +37,14 @@ struct job *
 job_new(struct queue_engine *e, struct attempt *a, struct queue_item *item)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
+	struct queue_dest *lane = queue_item_dest(e->q, item);
 
 	j->e = e;
 	j->item = item;
 	queue_item_id(item, j->id);
-	j->domain = xstrdup(a != NULL ? a->domain : queue_dest_name(queue_item_dest(e->q, item)));
+	j->domain = xstrdup(a != NULL ? a->domain : queue_dest_site(lane));
+	j->lane = xstrdup(queue_dest_name(lane));
+	j->pool = queue_dest_via(lane) != NULL ? xstrdup(queue_dest_via(lane)) : NULL;
 	return j;
 }
 
@@ -63,6 +66,9 @@ job_prepare(struct job *j)
 	}
 	j->res = xcalloc(j->nr ? j->nr : 1, sizeof(*j->res));
 	if (j->expire_only || j->nr == 0)
+		return;
+	/* With VERP, a transaction per recipient, each with its return path (engine_verp.c). */
+	if (engine_verp_slice(j))
 		return;
 	j->ntxn = (j->nr + max - 1) / max;
 	j->txn = xcalloc(j->ntxn, sizeof(*j->txn));
@@ -181,6 +187,15 @@ log_rcpt(struct job *j, size_t k, const char *reply, unsigned attempt, uint64_t 
 	json_object_set_new(o, "recipient", json_string(env->rcpt[j->ridx[k]].address));
 	json_object_set_new(o, "sender", json_string(env->sender));
 	json_object_set_new(o, "destination", json_string(j->domain));
+	/* Where it waited and how it was classified: the queue (lane) and its parts. */
+	json_object_set_new(o, "queue", json_string(j->lane));
+	json_object_set_new(o, "stream",
+	                    json_string(env->stream != NULL ? env->stream : "default"));
+	json_object_set_new(o, "tenant",
+	                    env->tenant != NULL ? json_string(env->tenant) : json_null());
+	json_object_set_new(o, "campaign",
+	                    env->campaign != NULL ? json_string(env->campaign) : json_null());
+	json_object_set_new(o, "pool", j->pool != NULL ? json_string(j->pool) : json_null());
 	json_object_set_new(o, "mx", r->mx != NULL ? json_string(r->mx) : json_null());
 	json_object_set_new(o, "ip", r->ip != NULL ? json_string(r->ip) : json_null());
 	json_object_set_new(o, "port", r->port != 0 ? json_integer(r->port) : json_null());
@@ -392,7 +407,7 @@ job_suppress(struct job *j, size_t k, const char *reply)
 static void
 job_classify(struct job *j)
 {
-	const struct classify_table *t = j->e->classify;
+	struct classify_table *t = engine_rules_get(j->e); /* the current rules (SIGHUP) */
 
 	for (size_t k = 0; k < j->nr; k++) {
 		struct rcpt_result *r = &j->res[k];
@@ -414,6 +429,7 @@ job_classify(struct job *j)
 		else
 			r->fate = R_BOUNCED;
 	}
+	classify_unref(t);
 }
 
 void
@@ -504,12 +520,14 @@ job_finish(struct job *j)
 		case R_BOUNCED:
 			c->state = RCPT_BOUNCED;
 			atomic_fetch_add(&e->st_bounced, 1);
+			engine_count_bounce(e, r->classified ? r->category : CLASSIFY_OTHER);
 			if (r->classified && r->action == CLASSIFY_SUPPRESS)
 				job_suppress(j, k, reply);
 			break;
 		case R_EXPIRED:
 			c->state = RCPT_EXPIRED;
 			atomic_fetch_add(&e->st_expired, 1);
+			engine_count_bounce(e, CLASSIFY_MESSAGE_EXPIRED);
 			break;
 		case R_UNDECIDED:
 			break;
@@ -538,6 +556,8 @@ job_free(struct job *j)
 	free(j->change_replies);
 	free(j->changes);
 	free(j->delay_idx);
+	free(j->lane);
+	free(j->pool);
 	free(j->res);
 	free(j->ridx);
 	free(j->txn);

@@ -59,26 +59,53 @@ struct item_list {
 	uint32_t head, tail, n;
 };
 
-struct queue_dest {
+/* A name in a hash index: the first member of the structs kept by name (lanes, sites). */
+struct named {
 	char *name;
 	uint64_t hash;
-	struct queue_dest *hnext; /* name index bucket */
-	uint32_t idx;             /* in q->dests */
-	uint32_t due_pos;         /* position in q->due, NIL when not waiting for time */
-	struct heap sched;        /* scheduled items by next attempt time */
-	struct item_list ready;
-	struct queue_dest *rr_prev, *rr_next;
-	bool in_ring;
-	uint8_t state;     /* enum queue_dest_state */
-	uint32_t slots;    /* connections held (takes not yet released) */
-	uint32_t active;   /* items taken and not done */
-	uint32_t expiring; /* items in q->expiring */
+	struct named *hnext; /* bucket chain */
+};
+
+struct name_index {
+	struct named **bucket;
+	uint32_t mask, n;
+};
+
+/* A site: the destination as the network sees it (a domain, or the route's hosts). Its
+ * lanes share its connections: the window, the failures that close it, the death and the
+ * probe are the site's, whichever lane's connection saw them. */
+struct queue_site {
+	struct named n;
+	struct queue_dest **lanes;
+	uint32_t nlanes, lanes_cap;
+	uint32_t *class_slots; /* connections held per class (q->nclasses) */
+	uint8_t state;         /* enum queue_dest_state */
+	uint32_t slots;        /* connections held by all lanes */
 	uint32_t window;
 	uint32_t credit; /* transactions answered on reused connections since the window last
 	                  * grew: at `window` of them it grows (queue_feedback_transaction) */
 	uint32_t fails;  /* consecutive failed connections */
 	uint32_t deaths; /* consecutive dead periods: the cooldown doubles with each */
 	uint64_t dead_until;
+};
+
+/* A lane (the public struct queue_dest): one class's mail to one site leaving one way (the
+ * engine's stream and pool), with its own scheduled and ready queues, so that a backlog in one
+ * lane never stands in front of another's mail. */
+struct queue_dest {
+	struct named n;
+	struct queue_site *site;
+	char *via;         /* the caller's word for the way out (a pool), NULL if none */
+	uint32_t cls;      /* index into q->classes */
+	uint32_t idx;      /* in q->dests */
+	uint32_t due_pos;  /* position in q->due, NIL when not waiting for time */
+	struct heap sched; /* scheduled items by next attempt time */
+	struct item_list ready;
+	struct queue_dest *rr_prev, *rr_next;
+	bool in_ring;
+	uint32_t slots;    /* connections held by this lane (takes not yet released) */
+	uint32_t active;   /* items taken and not done */
+	uint32_t expiring; /* items in q->expiring */
 	uint64_t delivered, deferred, bounced, expired;
 };
 
@@ -96,13 +123,15 @@ struct queue {
 	uint32_t *idx_bucket; /* id index: chains of items through hnext */
 	uint32_t idx_mask;
 
-	struct queue_dest **dests; /* by index; NULL where freed */
+	struct queue_class *classes; /* nclasses >= 1; [0] is the default class */
+	uint32_t nclasses;
+
+	struct queue_dest **dests; /* lanes by index; NULL where freed */
 	uint32_t ndests_slots, dests_cap;
 	uint32_t *dest_free; /* freed indexes, reused first */
 	uint32_t ndest_free, dest_free_cap;
-	struct queue_dest **name_bucket;
-	uint32_t name_mask;
-	uint32_t ndests, ndead;
+	struct name_index lane_names, site_names;
+	uint32_t ndead; /* sites */
 
 	struct heap due; /* destinations by earliest scheduled item (values: dest indexes) */
 	struct queue_dest *rr_head, *rr_tail;
@@ -444,7 +473,7 @@ heap_update(struct queue *q, struct heap *h, uint32_t pos, uint64_t key)
 		heap_sift_down(q, h, pos, key, val);
 }
 
-/* ---- Destinations ---- */
+/* ---- Name indexes (lanes, sites) ---- */
 
 static uint64_t
 name_hash(const char *s)
@@ -456,50 +485,172 @@ name_hash(const char *s)
 	return h;
 }
 
-static struct queue_dest *
-dest_lookup(const struct queue *q, const char *name, uint64_t h)
+static void
+name_index_init(struct name_index *x)
 {
-	struct queue_dest *d = q->name_bucket[h & q->name_mask];
+	x->bucket = xcalloc(NAME_BUCKETS_MIN, sizeof(*x->bucket));
+	x->mask = NAME_BUCKETS_MIN - 1;
+	x->n = 0;
+}
 
-	while (d != NULL && (d->hash != h || strcmp(d->name, name) != 0))
-		d = d->hnext;
-	return d;
+static struct named *
+name_lookup(const struct name_index *x, const char *name, uint64_t h)
+{
+	struct named *e = x->bucket[h & x->mask];
+
+	while (e != NULL && (e->hash != h || strcmp(e->name, name) != 0))
+		e = e->hnext;
+	return e;
+}
+
+/* Load 1 at most: chains stay about one entry long. */
+static void
+name_insert(struct name_index *x, struct named *e)
+{
+	struct named **b;
+
+	if (x->n + 1 > x->mask + 1) {
+		uint32_t nb = 2 * (x->mask + 1);
+		struct named **nbk = xcalloc(nb, sizeof(*nbk));
+
+		for (uint32_t i = 0; i <= x->mask; i++) {
+			for (struct named *c = x->bucket[i], *next; c != NULL; c = next) {
+				next = c->hnext;
+				c->hnext = nbk[c->hash & (nb - 1)];
+				nbk[c->hash & (nb - 1)] = c;
+			}
+		}
+		free(x->bucket);
+		x->bucket = nbk;
+		x->mask = nb - 1;
+	}
+	b = &x->bucket[e->hash & x->mask];
+	e->hnext = *b;
+	*b = e;
+	x->n++;
 }
 
 static void
-name_index_resize(struct queue *q, uint32_t nbuckets)
+name_remove(struct name_index *x, struct named *e)
 {
-	struct queue_dest **b = xcalloc(nbuckets, sizeof(*b));
+	struct named **p = &x->bucket[e->hash & x->mask];
 
-	for (uint32_t i = 0; i < q->ndests_slots; i++) {
-		struct queue_dest *d = q->dests[i];
-
-		if (d == NULL)
-			continue;
-		d->hnext = b[d->hash & (nbuckets - 1)];
-		b[d->hash & (nbuckets - 1)] = d;
-	}
-	free(q->name_bucket);
-	q->name_bucket = b;
-	q->name_mask = nbuckets - 1;
+	while (*p != e)
+		p = &(*p)->hnext;
+	*p = e->hnext;
+	x->n--;
 }
 
-static struct queue_dest *
-dest_get(struct queue *q, const char *name)
+/* ---- Sites ---- */
+
+static struct queue_site *
+site_get(struct queue *q, const char *name)
 {
 	uint64_t h = name_hash(name);
-	struct queue_dest *d = dest_lookup(q, name, h);
-	struct queue_dest **b;
+	struct queue_site *s = (struct queue_site *)name_lookup(&q->site_names, name, h);
+
+	if (s != NULL)
+		return s;
+	s = xcalloc(1, sizeof(*s));
+	s->n.name = xstrdup(name);
+	s->n.hash = h;
+	s->class_slots = xcalloc(q->nclasses, sizeof(*s->class_slots));
+	s->state = QUEUE_DEST_ALIVE;
+	s->window = q->opt.initial_window;
+	name_insert(&q->site_names, &s->n);
+	return s;
+}
+
+static void
+site_set_state(struct queue *q, struct queue_site *s, uint8_t state)
+{
+	if (s->state == QUEUE_DEST_DEAD)
+		q->ndead--;
+	if (state == QUEUE_DEST_DEAD)
+		q->ndead++;
+	s->state = state;
+}
+
+static void
+site_release(struct queue *q, struct queue_site *s)
+{
+	name_remove(&q->site_names, &s->n);
+	site_set_state(q, s, QUEUE_DEST_ALIVE); /* keeps ndead right */
+	free(s->lanes);
+	free(s->class_slots);
+	free(s->n.name);
+	free(s);
+}
+
+/* Connections allowed at once now. */
+static uint32_t
+site_window(const struct queue_site *s)
+{
+	switch (s->state) {
+	case QUEUE_DEST_DEAD:
+		return 0;
+	case QUEUE_DEST_PROBE:
+		return 1;
+	default:
+		return s->window;
+	}
+}
+
+/* A class's reserved share of a window: rounded up, so that any share above 0 % is at
+ * least one connection. */
+static uint32_t
+class_reserve(const struct queue *q, uint32_t cls, uint32_t window)
+{
+	uint64_t pct = q->classes[cls].reserve_pct;
+
+	return (uint32_t)(((uint64_t)window * pct + 99) / 100);
+}
+
+/* May the lane open one more connection at its site? Within the window, and leaving the
+ * slots other classes reserve and do not use yet; reservations never take the last free
+ * slot of a window of one (a probe, or a window closed by failures) from whoever has mail. */
+static bool
+lane_may_connect(const struct queue *q, const struct queue_dest *d)
+{
+	const struct queue_site *s = d->site;
+	uint32_t w = site_window(s), held = 0;
+
+	if (s->slots >= w)
+		return false;
+	for (uint32_t c = 0; c < q->nclasses; c++) {
+		uint32_t r;
+
+		if (c == d->cls || q->classes[c].reserve_pct == 0)
+			continue;
+		r = class_reserve(q, c, w);
+		if (r > s->class_slots[c])
+			held += r - s->class_slots[c];
+	}
+	if (held > w - 1)
+		held = w - 1;
+	return w - s->slots > held;
+}
+
+/* ---- Lanes ---- */
+
+static struct queue_dest *
+dest_get(struct queue *q, const char *site, const char *name, const char *via, uint32_t cls)
+{
+	uint64_t h = name_hash(name);
+	struct queue_dest *d = (struct queue_dest *)name_lookup(&q->lane_names, name, h);
+	struct queue_site *s;
 
 	if (d != NULL)
 		return d;
+	s = site_get(q, site);
 	d = xcalloc(1, sizeof(*d));
-	d->name = xstrdup(name);
-	d->hash = h;
+	d->n.name = xstrdup(name);
+	d->n.hash = h;
+	d->site = s;
+	d->via = via != NULL ? xstrdup(via) : NULL;
+	d->cls = cls;
 	d->due_pos = NIL;
 	list_init(&d->ready);
-	d->state = QUEUE_DEST_ALIVE;
-	d->window = q->opt.initial_window;
 	if (q->ndest_free > 0) {
 		d->idx = q->dest_free[--q->ndest_free];
 	} else {
@@ -510,58 +661,39 @@ dest_get(struct queue *q, const char *name)
 		d->idx = q->ndests_slots++;
 	}
 	q->dests[d->idx] = d;
-	b = &q->name_bucket[h & q->name_mask];
-	d->hnext = *b;
-	*b = d;
-	if (++q->ndests > q->name_mask + 1)
-		name_index_resize(q, 2 * (q->name_mask + 1));
+	name_insert(&q->lane_names, &d->n);
+	if (s->nlanes == s->lanes_cap) {
+		s->lanes_cap = s->lanes_cap ? 2 * s->lanes_cap : 4;
+		s->lanes = xrealloc(s->lanes, s->lanes_cap * sizeof(*s->lanes));
+	}
+	s->lanes[s->nlanes++] = d;
 	return d;
 }
 
-static void
-dest_set_state(struct queue *q, struct queue_dest *d, uint8_t state)
-{
-	if (d->state == QUEUE_DEST_DEAD)
-		q->ndead--;
-	if (state == QUEUE_DEST_DEAD)
-		q->ndead++;
-	d->state = state;
-}
-
+/* Frees the lane; its site stays (site_update frees a site without lanes). */
 static void
 dest_free(struct queue *q, struct queue_dest *d)
 {
-	struct queue_dest **p = &q->name_bucket[d->hash & q->name_mask];
+	struct queue_site *s = d->site;
 
-	while (*p != d)
-		p = &(*p)->hnext;
-	*p = d->hnext;
-	dest_set_state(q, d, QUEUE_DEST_ALIVE); /* keeps ndead right */
+	name_remove(&q->lane_names, &d->n);
+	for (uint32_t i = 0; i < s->nlanes; i++) {
+		if (s->lanes[i] == d) {
+			s->lanes[i] = s->lanes[--s->nlanes];
+			break;
+		}
+	}
 	q->dests[d->idx] = NULL;
 	if (q->ndest_free == q->dest_free_cap) {
 		q->dest_free_cap = q->dest_free_cap ? 2 * q->dest_free_cap : 64;
 		q->dest_free = xrealloc(q->dest_free, q->dest_free_cap * sizeof(*q->dest_free));
 	}
 	q->dest_free[q->ndest_free++] = d->idx;
-	q->ndests--;
 	free(d->sched.key);
 	free(d->sched.val);
-	free(d->name);
+	free(d->via);
+	free(d->n.name);
 	free(d);
-}
-
-/* Connections allowed at once now. */
-static uint32_t
-dest_window(const struct queue_dest *d)
-{
-	switch (d->state) {
-	case QUEUE_DEST_DEAD:
-		return 0;
-	case QUEUE_DEST_PROBE:
-		return 1;
-	default:
-		return d->window;
-	}
 }
 
 static void
@@ -592,34 +724,35 @@ ring_unlink(struct queue *q, struct queue_dest *d)
 	d->in_ring = false;
 }
 
-/* After any change to d: put it where its state says it belongs. In the due heap when it has
- * scheduled items and room in its ready queue (keyed by its earliest item), or is dead (keyed
- * by the end of its cooldown if that comes first); in the ring when
- * it has ready items and a free slot; freed when nothing refers to it and it has no dead-site
- * memory worth keeping (as Postfix's qmgr drops an empty queue unless it is dead). The caller
- * must not touch d afterwards unless it holds a slot or an item of d. */
-static void
-dest_update(struct queue *q, struct queue_dest *d)
+/* After any change to d or its site: put d where its state says it belongs. In the due heap
+ * when it has scheduled items and room in its ready queue (keyed by its earliest item), or
+ * its site is dead (keyed by the end of the cooldown if that comes first); in the ring when
+ * it has ready items and may open a connection; freed when nothing refers to it and its site
+ * has no dead-site memory worth keeping (as Postfix's qmgr drops an empty queue unless it is
+ * dead). Returns false if d was freed. */
+static bool
+lane_update(struct queue *q, struct queue_dest *d)
 {
+	const struct queue_site *s = d->site;
 	bool wake = d->sched.n > 0 && d->ready.n < q->opt.ready_max;
-	bool runnable = d->ready.n > 0 && d->slots < dest_window(d);
+	bool runnable = d->ready.n > 0 && lane_may_connect(q, d);
 	uint64_t key = d->sched.n > 0 ? d->sched.key[0] : UINT64_MAX;
 
 	if (d->sched.n == 0 && d->ready.n == 0 && d->active == 0 && d->expiring == 0 &&
-	    d->slots == 0 && !(d->state == QUEUE_DEST_DEAD && q->now_us < d->dead_until)) {
+	    d->slots == 0 && !(s->state == QUEUE_DEST_DEAD && q->now_us < s->dead_until)) {
 		if (d->due_pos != NIL)
 			heap_remove(q, &q->due, d->due_pos);
 		if (d->in_ring)
 			ring_unlink(q, d);
 		dest_free(q, d);
-		return;
+		return false;
 	}
-	if (d->state == QUEUE_DEST_DEAD) {
+	if (s->state == QUEUE_DEST_DEAD) {
 		/* Woken at the end of the cooldown even with nothing scheduled: to probe, or to
 		 * be forgotten. */
 		wake = true;
-		if (d->dead_until < key)
-			key = d->dead_until;
+		if (s->dead_until < key)
+			key = s->dead_until;
 	}
 	if (wake) {
 		if (d->due_pos == NIL)
@@ -634,6 +767,21 @@ dest_update(struct queue *q, struct queue_dest *d)
 		ring_append(q, d);
 	else if (!runnable && d->in_ring)
 		ring_unlink(q, d);
+	return true;
+}
+
+/* After any change to a site (slots, window, state) or one of its lanes: every lane of it
+ * may change place, since they share its connections. Frees the site once it has no lane
+ * left. The caller must not touch a lane or the site afterwards unless it holds a slot or an
+ * item there. */
+static void
+site_update(struct queue *q, struct queue_site *s)
+{
+	/* Downwards: freeing lane i moves the last one, already seen, into its place. */
+	for (uint32_t i = s->nlanes; i-- > 0;)
+		(void)lane_update(q, s->lanes[i]);
+	if (s->nlanes == 0 && s->slots == 0)
+		site_release(q, s);
 }
 
 static void
@@ -658,33 +806,34 @@ expire_aside(struct queue *q, struct queue_dest *d, struct queue_item *it)
 	d->expiring++;
 }
 
-/* Hold an item of a dead destination until the end of its cooldown, without counting an
- * attempt; or set it aside as expired when its lifetime ends before that. */
+/* Hold an item of a dead site until the end of its cooldown, without counting an attempt;
+ * or set it aside as expired when its lifetime ends before that. */
 static void
 hold_or_expire(struct queue *q, struct queue_dest *d, struct queue_item *it)
 {
-	if (d->dead_until > item_expires_us(it))
+	if (d->site->dead_until > item_expires_us(it))
 		expire_aside(q, d, it);
 	else
-		schedule(q, d, it, d->dead_until);
+		schedule(q, d, it, d->site->dead_until);
 }
 
 static void
-dest_kill(struct queue *q, struct queue_dest *d, uint64_t now_us)
+site_kill(struct queue *q, struct queue_site *s, uint64_t now_us)
 {
 	uint64_t cooldown = q->opt.dead_cooldown_us, max = q->opt.dead_cooldown_max_us;
 	struct queue_item *it;
 
-	for (uint32_t i = 0; i < d->deaths && cooldown < max; i++)
+	for (uint32_t i = 0; i < s->deaths && cooldown < max; i++)
 		cooldown = cooldown > max / 2 ? max : 2 * cooldown;
 	if (cooldown > max)
 		cooldown = max;
-	if (d->deaths < UINT32_MAX)
-		d->deaths++;
-	d->dead_until = now_us > UINT64_MAX - cooldown ? UINT64_MAX : now_us + cooldown;
-	dest_set_state(q, d, QUEUE_DEST_DEAD);
-	while ((it = list_pop(q, &d->ready)) != NULL)
-		hold_or_expire(q, d, it);
+	if (s->deaths < UINT32_MAX)
+		s->deaths++;
+	s->dead_until = now_us > UINT64_MAX - cooldown ? UINT64_MAX : now_us + cooldown;
+	site_set_state(q, s, QUEUE_DEST_DEAD);
+	for (uint32_t i = 0; i < s->nlanes; i++)
+		while ((it = list_pop(q, &s->lanes[i]->ready)) != NULL)
+			hold_or_expire(q, s->lanes[i], it);
 }
 
 /* ---- The queue ---- */
@@ -707,8 +856,24 @@ queue_options_default(struct queue_options *o)
 }
 
 static const char *
+retry_check(const struct retry_schedule *r)
+{
+	if (r->n == 0 || r->n > QUEUE_RETRY_MAX)
+		return "the retry schedule needs 1 to 16 intervals";
+	for (unsigned i = 0; i < r->n; i++)
+		if (r->interval_us[i] == 0)
+			return "a retry interval must be more than 0";
+	if (r->jitter_pct > LIM_RETRY_JITTER_PCT_MAX)
+		return "retry jitter must be at most 50%";
+	return NULL;
+}
+
+static const char *
 options_check(const struct queue_options *o)
 {
+	unsigned reserved = 0;
+	const char *why;
+
 	if (o->ready_max == 0)
 		return "ready_max must be at least 1";
 	if (o->batch_max == 0)
@@ -725,13 +890,19 @@ options_check(const struct queue_options *o)
 		return "dead_cooldown_max must be at least dead_cooldown";
 	if (o->advance_max == 0)
 		return "advance_max must be at least 1";
-	if (o->retry.n == 0 || o->retry.n > QUEUE_RETRY_MAX)
-		return "the retry schedule needs 1 to 16 intervals";
-	for (unsigned i = 0; i < o->retry.n; i++)
-		if (o->retry.interval_us[i] == 0)
-			return "a retry interval must be more than 0";
-	if (o->retry.jitter_pct > LIM_RETRY_JITTER_PCT_MAX)
-		return "retry jitter must be at most 50%";
+	if ((why = retry_check(&o->retry)) != NULL)
+		return why;
+	if (o->nclasses > QUEUE_CLASSES_MAX)
+		return "too many classes";
+	for (unsigned c = 0; c < o->nclasses; c++) {
+		if ((why = retry_check(&o->classes[c].retry)) != NULL)
+			return why;
+		if (o->classes[c].reserve_pct > 100)
+			return "a class's reserve must be at most 100%";
+		reserved += o->classes[c].reserve_pct;
+	}
+	if (reserved > 100)
+		return "the classes' reserves add up to more than 100%";
 	return NULL;
 }
 
@@ -747,12 +918,20 @@ queue_new(const struct queue_options *o, char *err, size_t errlen)
 	}
 	q = xcalloc(1, sizeof(*q));
 	q->opt = *o;
+	/* Without classes, one: the options' retry schedule, no priority, no reserve. */
+	q->nclasses = o->nclasses > 0 ? o->nclasses : 1;
+	q->classes = xcalloc(q->nclasses, sizeof(*q->classes));
+	if (o->nclasses > 0)
+		memcpy(q->classes, o->classes, o->nclasses * sizeof(*q->classes));
+	else
+		q->classes[0].retry = o->retry;
+	q->opt.classes = NULL;
 	queue_rng_seed(&q->rng, o->seed);
 	q->free_head = NIL;
 	list_init(&q->expiring);
 	id_index_resize(q, IDX_BUCKETS_MIN);
-	q->name_bucket = xcalloc(NAME_BUCKETS_MIN, sizeof(*q->name_bucket));
-	q->name_mask = NAME_BUCKETS_MIN - 1;
+	name_index_init(&q->lane_names);
+	name_index_init(&q->site_names);
 	return q;
 }
 
@@ -765,10 +944,11 @@ queue_free(struct queue *q)
 		struct queue_dest *d = q->dests[i];
 
 		if (d != NULL) {
-			free(d->sched.key);
-			free(d->sched.val);
-			free(d->name);
-			free(d);
+			struct queue_site *s = d->site;
+
+			dest_free(q, d);
+			if (s->nlanes == 0)
+				site_release(q, s);
 		}
 	}
 	for (uint32_t i = 0; i < q->nchunks; i++)
@@ -777,39 +957,63 @@ queue_free(struct queue *q)
 	free(q->idx_bucket);
 	free(q->dests);
 	free(q->dest_free);
-	free(q->name_bucket);
+	free(q->lane_names.bucket);
+	free(q->site_names.bucket);
+	free(q->classes);
 	free(q->due.key);
 	free(q->due.val);
 	free(q);
 }
 
 int
-queue_add(struct queue *q, const char *id, const char *dest, uint64_t received_us,
-          uint64_t next_attempt_us, unsigned attempts)
+queue_add_lane(struct queue *q, const char *id, const struct queue_lane *lane, uint64_t received_us,
+               uint64_t next_attempt_us, unsigned attempts)
 {
 	uint8_t raw[ID_BYTES];
 	struct queue_dest *d;
 	struct queue_item *it;
+	const char *name;
 
-	if (id_decode(id, raw) < 0 || dest == NULL || *dest == '\0') {
+	if (id_decode(id, raw) < 0 || lane == NULL || lane->site == NULL || *lane->site == '\0' ||
+	    lane->cls >= q->nclasses) {
 		errno = EINVAL;
 		return -1;
 	}
-	d = dest_get(q, dest);
+	name = lane->name != NULL ? lane->name : lane->site;
+	if (*name == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	d = dest_get(q, lane->site, name, lane->via, lane->cls);
+	if (strcmp(d->site->n.name, lane->site) != 0 || d->cls != lane->cls) {
+		/* One name, one lane: the caller's names say what they stand for. */
+		site_update(q, d->site);
+		errno = EINVAL;
+		return -1;
+	}
 	if (id_queued(q, raw, d->idx)) {
-		dest_update(q, d); /* frees it if it was made just now */
+		site_update(q, d->site); /* frees the lane if it was made just now */
 		errno = EEXIST;
 		return -1;
 	}
 	it = item_alloc(q);
 	memcpy(it->id, raw, ID_BYTES);
 	it->dest = d->idx;
-	it->expire_s = expire_seconds(retry_expires_us(&q->opt.retry, received_us));
+	it->expire_s = expire_seconds(retry_expires_us(&q->classes[d->cls].retry, received_us));
 	it->attempts = attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)attempts;
 	id_link(q, it);
 	schedule(q, d, it, next_attempt_us);
-	dest_update(q, d);
+	(void)lane_update(q, d);
 	return 0;
+}
+
+int
+queue_add(struct queue *q, const char *id, const char *dest, uint64_t received_us,
+          uint64_t next_attempt_us, unsigned attempts)
+{
+	struct queue_lane lane = {.site = dest, .name = dest};
+
+	return queue_add_lane(q, id, &lane, received_us, next_attempt_us, attempts);
 }
 
 /* Take an item out of the queue wherever it is; one being delivered is only marked. */
@@ -834,7 +1038,7 @@ item_drop(struct queue *q, struct queue_item *it)
 		return;
 	}
 	item_free(q, it);
-	dest_update(q, d);
+	site_update(q, d->site);
 }
 
 int
@@ -874,24 +1078,29 @@ queue_advance(struct queue *q, uint64_t now_us)
 	unsigned budget = q->opt.advance_max;
 
 	note_now(q, now_us);
-	/* Each pass leaves the destination out of the heap (ready queue full, nothing scheduled)
-	 * or keyed after now, so the loop visits each woken destination once, unless the budget
-	 * runs out first. */
+	/* Each pass leaves the lane out of the heap (ready queue full, nothing scheduled) or
+	 * keyed after now, so the loop visits each woken lane once, unless the budget runs out
+	 * first. */
 	while (q->due.n > 0 && q->due.key[0] <= now_us && budget > 0) {
 		struct queue_dest *d = q->dests[q->due.val[0]];
+		struct queue_site *s = d->site;
 		struct heap *h = &d->sched;
 
-		if (d->state == QUEUE_DEST_DEAD && now_us >= d->dead_until)
-			dest_set_state(q, d, QUEUE_DEST_PROBE);
-		if (d->state == QUEUE_DEST_DEAD) {
+		if (s->state == QUEUE_DEST_DEAD && now_us >= s->dead_until) {
+			/* The cooldown is over: every lane of the site may take the probe. */
+			site_set_state(q, s, QUEUE_DEST_PROBE);
+			site_update(q, s);
+			continue;
+		}
+		if (s->state == QUEUE_DEST_DEAD) {
 			for (; budget > 0 && h->n > 0 && h->key[0] <= now_us; budget--) {
 				struct queue_item *it = item_at(q, h->val[0]);
 
-				if (d->dead_until > item_expires_us(it)) {
+				if (s->dead_until > item_expires_us(it)) {
 					heap_remove(q, h, 0);
 					expire_aside(q, d, it);
 				} else {
-					heap_update(q, h, 0, d->dead_until);
+					heap_update(q, h, 0, s->dead_until);
 				}
 			}
 		} else {
@@ -905,8 +1114,42 @@ queue_advance(struct queue *q, uint64_t now_us)
 				list_append(q, &d->ready, it);
 			}
 		}
-		dest_update(q, d);
+		(void)lane_update(q, d);
 	}
+}
+
+/* The lane of d's site that a free connection goes to: the one with ready mail that may
+ * connect whose class has the highest priority; d itself on a tie. d is in the ring. */
+static struct queue_dest *
+site_first_lane(const struct queue *q, struct queue_dest *d)
+{
+	const struct queue_site *s = d->site;
+	struct queue_dest *best = d;
+
+	for (uint32_t i = 0; i < s->nlanes; i++) {
+		struct queue_dest *l = s->lanes[i];
+
+		if (l->in_ring && q->classes[l->cls].priority > q->classes[best->cls].priority)
+			best = l;
+	}
+	return best;
+}
+
+/* True if a lane of d's site of higher priority than d's has mail ready and no connection
+ * to send it: d's connection should make room rather than take more. */
+static bool
+site_has_waiting_priority(const struct queue *q, const struct queue_dest *d)
+{
+	const struct queue_site *s = d->site;
+
+	for (uint32_t i = 0; i < s->nlanes; i++) {
+		const struct queue_dest *l = s->lanes[i];
+
+		if (l != d && l->ready.n > 0 && !l->in_ring &&
+		    q->classes[l->cls].priority > q->classes[d->cls].priority)
+			return true;
+	}
+	return false;
 }
 
 static size_t
@@ -949,14 +1192,19 @@ queue_take(struct queue *q, uint64_t now_us, struct queue_batch *b, struct queue
 	}
 	if ((d = q->rr_head) == NULL)
 		return 0;
-	/* Round robin: served now, d goes to the back of the ring (dest_update) if it still has
-	 * ready items and a free slot. */
+	/* Round robin over the sites' lanes; at the site whose turn it is, the lane of the class
+	 * of highest priority that may connect goes first (the one whose turn it is on a tie). It
+	 * goes to the back of the ring (lane_update) if it still may take more; the others keep
+	 * their places. */
+	d = site_first_lane(q, d);
 	ring_unlink(q, d);
 	b->n = take_ready(q, d, items, max);
 	d->slots++;
+	d->site->slots++;
+	d->site->class_slots[d->cls]++;
 	b->work = QUEUE_WORK_DELIVER;
 	b->dest = d;
-	dest_update(q, d);
+	site_update(q, d->site);
 	return b->n;
 }
 
@@ -967,47 +1215,52 @@ queue_take_more(struct queue *q, struct queue_dest *d, uint64_t now_us, struct q
 	size_t n, max = cap < q->opt.batch_max ? cap : q->opt.batch_max;
 
 	if (d->slots == 0)
-		fatal("queue_take_more: no connection slot held for %s", d->name);
+		fatal("queue_take_more: no connection slot held for %s", d->n.name);
 	queue_advance(q, now_us);
-	if (d->state == QUEUE_DEST_DEAD)
+	if (d->site->state == QUEUE_DEST_DEAD)
+		return 0;
+	/* A reused connection hands its slot over to higher-priority mail waiting at the same
+	 * site: it ends after what it carries, and the slot goes to that lane. */
+	if (site_has_waiting_priority(q, d))
 		return 0;
 	n = take_ready(q, d, items, max);
-	dest_update(q, d);
+	(void)lane_update(q, d);
 	return n;
 }
 
 enum queue_dest_state
 queue_feedback(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint64_t now_us)
 {
+	struct queue_site *s = d->site;
 	enum queue_dest_state state;
 
 	note_now(q, now_us);
 	switch (conn) {
 	case QUEUE_CONN_OK:
-		/* The site answers: a dead or probed destination is alive again and reopens
-		 * slowly from the initial window (Postfix's "slow open" after unthrottling). */
-		d->fails = 0;
-		if (d->state != QUEUE_DEST_ALIVE) {
-			dest_set_state(q, d, QUEUE_DEST_ALIVE);
-			d->window = q->opt.initial_window;
-			d->credit = 0;
-			d->deaths = 0;
-			d->dead_until = 0;
-		} else if (d->window < q->opt.max_window) {
-			d->window++;
+		/* The site answers: a dead or probed site is alive again and reopens slowly from
+		 * the initial window (Postfix's "slow open" after unthrottling). */
+		s->fails = 0;
+		if (s->state != QUEUE_DEST_ALIVE) {
+			site_set_state(q, s, QUEUE_DEST_ALIVE);
+			s->window = q->opt.initial_window;
+			s->credit = 0;
+			s->deaths = 0;
+			s->dead_until = 0;
+		} else if (s->window < q->opt.max_window) {
+			s->window++;
 		}
 		break;
 	case QUEUE_CONN_FAILED:
-		d->credit = 0;
-		if (d->fails < UINT32_MAX)
-			d->fails++;
-		if (d->state == QUEUE_DEST_PROBE) {
-			dest_kill(q, d, now_us);
-		} else if (d->state == QUEUE_DEST_ALIVE) {
-			if (d->window > 1)
-				d->window--;
-			if (d->fails >= q->opt.dead_after)
-				dest_kill(q, d, now_us);
+		s->credit = 0;
+		if (s->fails < UINT32_MAX)
+			s->fails++;
+		if (s->state == QUEUE_DEST_PROBE) {
+			site_kill(q, s, now_us);
+		} else if (s->state == QUEUE_DEST_ALIVE) {
+			if (s->window > 1)
+				s->window--;
+			if (s->fails >= q->opt.dead_after)
+				site_kill(q, s, now_us);
 		}
 		/* Already dead: the failures of connections opened before it died change
 		 * nothing. */
@@ -1015,41 +1268,47 @@ queue_feedback(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint
 	case QUEUE_CONN_NONE:
 		break;
 	}
-	state = d->state;
-	dest_update(q, d);
+	state = s->state;
+	site_update(q, s); /* d holds a slot: neither it nor its site goes */
 	return state;
 }
 
 bool
 queue_feedback_transaction(struct queue *q, struct queue_dest *d, uint64_t now_us)
 {
+	struct queue_site *s = d->site;
+
 	if (d->slots == 0)
-		fatal("queue_feedback_transaction: no connection slot held for %s", d->name);
+		fatal("queue_feedback_transaction: no connection slot held for %s", d->n.name);
 	note_now(q, now_us);
-	/* A dead or probed destination reopens through queue_feedback's revival only: one
-	 * answered transaction on an old connection must not open a window still held back. */
-	if (d->state != QUEUE_DEST_ALIVE || d->window >= q->opt.max_window)
+	/* A dead or probed site reopens through queue_feedback's revival only: one answered
+	 * transaction on an old connection must not open a window still held back. */
+	if (s->state != QUEUE_DEST_ALIVE || s->window >= q->opt.max_window)
 		return false;
 	/* 1/window per answer: a window of w needs w answers to grow by one, as much as one
 	 * round of its connections gives, so growth stays additive (Postfix, TCP). */
-	if (++d->credit < d->window)
+	if (++s->credit < s->window)
 		return false;
-	d->credit = 0;
-	d->window++;
-	dest_update(q, d);
+	s->credit = 0;
+	s->window++;
+	site_update(q, s);
 	return true;
 }
 
 void
 queue_release(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint64_t now_us)
 {
+	struct queue_site *s = d->site;
+
 	if (d->slots == 0)
-		fatal("queue_release: no connection slot held for %s", d->name);
+		fatal("queue_release: no connection slot held for %s", d->n.name);
 	if (conn != QUEUE_CONN_NONE)
 		queue_feedback(q, d, conn, now_us);
 	note_now(q, now_us);
 	d->slots--;
-	dest_update(q, d);
+	s->slots--;
+	s->class_slots[d->cls]--;
+	site_update(q, s);
 }
 
 enum queue_fate
@@ -1081,7 +1340,7 @@ queue_item_done(struct queue *q, struct queue_item *it, enum queue_outcome outco
 			it->attempts++;
 		if (it->flags & ITEM_CANCELLED)
 			break;
-		next = retry_next(&q->opt.retry, it->attempts, now_us, &q->rng);
+		next = retry_next(&q->classes[d->cls].retry, it->attempts, now_us, &q->rng);
 		if (next > item_expires_us(it)) {
 			d->expired++;
 			fate = QUEUE_FATE_EXPIRED;
@@ -1106,7 +1365,7 @@ queue_item_done(struct queue *q, struct queue_item *it, enum queue_outcome outco
 	} else {
 		item_free(q, it);
 	}
-	dest_update(q, d);
+	site_update(q, d->site);
 	return fate;
 }
 
@@ -1145,13 +1404,31 @@ queue_item_dest(const struct queue *q, const struct queue_item *it)
 const char *
 queue_dest_name(const struct queue_dest *d)
 {
-	return d->name;
+	return d->n.name;
+}
+
+const char *
+queue_dest_site(const struct queue_dest *d)
+{
+	return d->site->n.name;
+}
+
+const char *
+queue_dest_via(const struct queue_dest *d)
+{
+	return d->via;
+}
+
+unsigned
+queue_dest_class(const struct queue_dest *d)
+{
+	return d->cls;
 }
 
 struct queue_dest *
 queue_dest_find(const struct queue *q, const char *name)
 {
-	return dest_lookup(q, name, name_hash(name));
+	return (struct queue_dest *)name_lookup(&q->lane_names, name, name_hash(name));
 }
 
 void
@@ -1159,20 +1436,25 @@ queue_dest_stats(const struct queue *q, const struct queue_dest *d, struct queue
 {
 	/* A cooldown that ended since the last advance is shown as over (probing), as the
 	 * next advance will make it. */
-	bool over = d->state == QUEUE_DEST_DEAD && q->now_us >= d->dead_until;
+	const struct queue_site *s = d->site;
+	bool over = s->state == QUEUE_DEST_DEAD && q->now_us >= s->dead_until;
 
 	*st = (struct queue_dest_stats){
-	    .name = d->name,
-	    .state = over ? QUEUE_DEST_PROBE : d->state,
+	    .name = d->n.name,
+	    .site = s->n.name,
+	    .via = d->via,
+	    .cls = d->cls,
+	    .state = over ? QUEUE_DEST_PROBE : s->state,
 	    .scheduled = d->sched.n,
 	    .ready = d->ready.n,
 	    .active_items = d->active,
 	    .expiring = d->expiring,
 	    .slots = d->slots,
-	    .window = over ? 1 : dest_window(d),
-	    .failures = d->fails,
+	    .site_slots = s->slots,
+	    .window = over ? 1 : site_window(s),
+	    .failures = s->fails,
 	    .next_due_us = d->sched.n > 0 ? d->sched.key[0] : UINT64_MAX,
-	    .dead_until_us = d->state == QUEUE_DEST_DEAD && !over ? d->dead_until : 0,
+	    .dead_until_us = s->state == QUEUE_DEST_DEAD && !over ? s->dead_until : 0,
 	    .delivered = d->delivered,
 	    .deferred = d->deferred,
 	    .bounced = d->bounced,
@@ -1188,24 +1470,35 @@ queue_stats(const struct queue *q, struct queue_stats *st)
 	mem += (uint64_t)q->nchunks * CHUNK_ITEMS * sizeof(struct queue_item);
 	mem += (uint64_t)q->chunks_cap * sizeof(*q->chunks);
 	mem += ((uint64_t)q->idx_mask + 1) * sizeof(*q->idx_bucket);
-	mem += ((uint64_t)q->name_mask + 1) * sizeof(*q->name_bucket);
+	mem += ((uint64_t)q->lane_names.mask + 1) * sizeof(*q->lane_names.bucket);
+	mem += ((uint64_t)q->site_names.mask + 1) * sizeof(*q->site_names.bucket);
+	mem += (uint64_t)q->nclasses * sizeof(*q->classes);
 	mem += (uint64_t)q->dests_cap * sizeof(*q->dests);
 	mem += (uint64_t)q->dest_free_cap * sizeof(*q->dest_free);
 	mem += (uint64_t)q->due.cap * (sizeof(*q->due.key) + sizeof(*q->due.val));
 	for (uint32_t i = 0; i < q->ndests_slots; i++) {
 		const struct queue_dest *d = q->dests[i];
 
-		if (d != NULL)
-			mem += sizeof(*d) + strlen(d->name) + 1 +
-			       (uint64_t)d->sched.cap *
-			           (sizeof(*d->sched.key) + sizeof(*d->sched.val));
+		const struct queue_site *s;
+
+		if (d == NULL)
+			continue;
+		mem += sizeof(*d) + strlen(d->n.name) + 1 +
+		       (d->via != NULL ? strlen(d->via) + 1 : 0) +
+		       (uint64_t)d->sched.cap * (sizeof(*d->sched.key) + sizeof(*d->sched.val));
+		s = d->site;
+		if (s->lanes[0] == d) /* the site, once */
+			mem += sizeof(*s) + strlen(s->n.name) + 1 +
+			       (uint64_t)s->lanes_cap * sizeof(*s->lanes) +
+			       (uint64_t)q->nclasses * sizeof(*s->class_slots);
 	}
 	*st = (struct queue_stats){
 	    .scheduled = q->count[QUEUE_ITEM_SCHEDULED],
 	    .ready = q->count[QUEUE_ITEM_READY],
 	    .active = q->count[QUEUE_ITEM_ACTIVE],
 	    .expiring = q->count[QUEUE_ITEM_EXPIRING],
-	    .dests = q->ndests,
+	    .dests = q->lane_names.n,
+	    .sites = q->site_names.n,
 	    .dead_dests = q->ndead,
 	    .memory_bytes = mem,
 	    .item_size = sizeof(struct queue_item),
@@ -1225,7 +1518,7 @@ queue_foreach_item(const struct queue *q, queue_item_fn *fn, void *arg)
 			continue;
 		d = q->dests[it->dest];
 		queue_item_id(it, info.id);
-		info.dest = d->name;
+		info.dest = d->n.name;
 		info.state = it->state;
 		info.attempts = it->attempts;
 		info.next_attempt_us =

@@ -19,11 +19,21 @@
  * index: about 60 bytes in all (docs/queue.md has the measurement). Envelopes and bodies stay
  * in the spool; the engine reads them when it takes an item.
  *
- * Each destination has a scheduled queue (a 4-ary heap by next attempt time) and a ready queue
- * (FIFO of due items) bounded by ready_max: when it is full, due items stay scheduled and the
- * destination stops being woken until a take makes room. A heap of destinations keyed by their
- * earliest scheduled item gives the next due time. Destinations with ready items and a free
- * connection slot wait in a round-robin ring, so a huge destination does not starve others.
+ A destination is a *site* (a domain) with one or more *lanes*: one per class of mail (the
+ * engine's streams) and way out (its pools), so that a backlog in one lane never stands in
+ * front of another's mail. Each lane has a scheduled queue (a 4-ary heap by next attempt time)
+ * and a ready queue (FIFO of due items) bounded by ready_max: when it is full, due items stay
+ * scheduled and the lane stops being woken until a take makes room. A heap of lanes keyed by
+ * their earliest scheduled item gives the next due time. Lanes with ready items that may
+ * connect wait in a round-robin ring, so a huge destination does not starve others. The
+ * handle struct queue_dest is a lane.
+ *
+ * A site's lanes share its connections. When it is a site's turn, its lane of highest class
+ * priority goes first; a class may reserve a share of every site's window that other classes
+ * leave free for it (never the last slot of a window of one); and a connection being reused
+ * gives its slot up (queue_take_more returns nothing) when a lane of higher priority at its
+ * site has mail ready and no slot. Everything below that says "destination" is the site's:
+ * the window, failures, death and probe.
  *
  * Per destination: a concurrency window (connections at once) opens at initial_window, grows
  * by one per connection that reached the site and by one per `window` transactions answered
@@ -34,7 +44,8 @@
  * lifetime. Then one connection probes it: reaching the site revives it at the initial
  * window, failing kills it again for longer.
  *
- * Complexity (n items, m items of one destination, d destinations, k items returned):
+ * Complexity (n items, m items of one lane, d lanes, k items returned; a site's lanes and
+ * classes, a handful, count as constants):
  *	queue_add                   O(log m + log d), amortized (id index and arrays double)
  *	queue_remove                O(log m + log d) per item with that id
  *	queue_next_due_us           O(1)
@@ -138,6 +149,16 @@ struct queue;
 struct queue_item; /* handle: valid from queue_take until queue_item_done */
 struct queue_dest; /* handle: valid while the caller holds a slot (queue_take .. release) */
 
+/* A class of mail (the engine's stream): its lanes' priority at a site, the share of each
+ * site's connections only it may use, and its retry schedule and lifetime. */
+struct queue_class {
+	unsigned priority;    /* higher first */
+	unsigned reserve_pct; /* 0..100; over all classes at most 100 */
+	struct retry_schedule retry;
+};
+/* More streams than this is a configuration mistake, and a site keeps a counter per class. */
+#define QUEUE_CLASSES_MAX 64
+
 struct queue_options {
 	unsigned ready_max;            /* ready items per destination, >= 1 */
 	unsigned batch_max;            /* items per take, >= 1 */
@@ -148,6 +169,10 @@ struct queue_options {
 	uint64_t dead_cooldown_max_us; /* >= dead_cooldown_us */
 	unsigned advance_max;          /* items moved or held per queue_advance, >= 1 */
 	struct retry_schedule retry;
+	/* Classes, copied by queue_new: nclasses 0 is one class with the retry schedule above,
+	 * no priority, no reserve. queue_add uses class 0. */
+	const struct queue_class *classes;
+	unsigned nclasses;
 	uint64_t seed; /* for the jitter: the engine passes something random, tests a constant */
 };
 
@@ -157,11 +182,23 @@ struct queue *queue_new(const struct queue_options *, char *err, size_t errlen);
 /* Frees everything; handles held by the caller die with it. */
 void queue_free(struct queue *);
 
-/* Queue one message's recipients at one destination (the recipient domain, or any key: the
- * exact bytes are compared, so the caller lower-cases domains). next_attempt_us in the past or
- * 0 means as soon as possible; attempts are those already made (restart recovery). Returns 0,
- * or -1 with errno EINVAL (id not 24 hex digits, empty destination) or EEXIST (this id is
- * already queued for this destination). */
+/* Where an item waits: a lane of a site. Names are compared as exact bytes (the caller
+ * lower-cases domains); a lane name stands for one site and one class. */
+struct queue_lane {
+	const char *site; /* the destination: its lanes share its connections */
+	const char *name; /* the lane, unique over all sites; NULL: the site's name */
+	const char *via;  /* kept with a new lane for the caller (its pool); NULL: none */
+	unsigned cls;     /* index into the options' classes */
+};
+
+/* Queue one message's recipients at one destination, in one lane. next_attempt_us in the past
+ * or 0 means as soon as possible; attempts are those already made (restart recovery); the
+ * lifetime is the class's. Returns 0, or -1 with errno EINVAL (id not 24 hex digits, empty
+ * site, unknown class, a lane name already standing for another site or class) or EEXIST
+ * (this id is already queued in this lane). */
+int queue_add_lane(struct queue *, const char *id, const struct queue_lane *, uint64_t received_us,
+                   uint64_t next_attempt_us, unsigned attempts);
+/* queue_add_lane with the site as the lane's name, no via, class 0. */
 int queue_add(struct queue *, const char *id, const char *dest, uint64_t received_us,
               uint64_t next_attempt_us, unsigned attempts);
 
@@ -262,7 +299,10 @@ void queue_item_id(const struct queue_item *, char id[QUEUE_ID_LEN + 1]);
 unsigned queue_item_attempts(const struct queue_item *);
 uint64_t queue_item_expires_us(const struct queue_item *);
 struct queue_dest *queue_item_dest(const struct queue *, const struct queue_item *);
-const char *queue_dest_name(const struct queue_dest *);
+const char *queue_dest_name(const struct queue_dest *); /* the lane's */
+const char *queue_dest_site(const struct queue_dest *);
+const char *queue_dest_via(const struct queue_dest *); /* NULL if none */
+unsigned queue_dest_class(const struct queue_dest *);
 /* NULL if the destination has nothing queued and no state worth keeping. */
 struct queue_dest *queue_dest_find(const struct queue *, const char *name);
 
@@ -283,12 +323,16 @@ struct queue_item_info {
 };
 
 struct queue_dest_stats {
-	const char *name;
-	enum queue_dest_state state;
+	const char *name; /* the lane */
+	const char *site;
+	const char *via; /* NULL if none */
+	unsigned cls;
+	enum queue_dest_state state; /* the site's */
 	unsigned scheduled, ready, active_items, expiring;
-	unsigned slots;         /* connections held */
-	unsigned window;        /* connections allowed now (1 while probing, 0 while dead) */
-	unsigned failures;      /* consecutive failed connections */
+	unsigned slots;         /* connections held by the lane */
+	unsigned site_slots;    /* ... by every lane of its site */
+	unsigned window;        /* the site's connections allowed now (1 probing, 0 dead) */
+	unsigned failures;      /* the site's consecutive failed connections */
 	uint64_t next_due_us;   /* earliest scheduled item, UINT64_MAX if none */
 	uint64_t dead_until_us; /* DEAD: end of the cooldown; else 0. As of the latest now_us
 	                         * the queue was given. */
@@ -298,7 +342,7 @@ struct queue_dest_stats {
 struct queue_stats {
 	uint64_t items; /* = scheduled + ready + active + expiring */
 	uint64_t scheduled, ready, active, expiring;
-	uint64_t dests, dead_dests;
+	uint64_t dests, sites, dead_dests; /* lanes, sites, dead sites */
 	uint64_t memory_bytes; /* what the scheduler has allocated (items, heaps, indexes) */
 	unsigned item_size;    /* bytes of one item's own record (sizeof) */
 };
@@ -357,6 +401,15 @@ struct queue_engine *queue_engine_start(const struct config *, struct spool *, s
 struct suppress;
 void queue_engine_set_suppression(struct queue_engine *, struct suppress *);
 
+/* The bounce rules as the server reloads them (SIGHUP): from this call on, failures are
+ * classified with the slot's current table instead of the one read at start. The slot must
+ * outlive the engine. Any thread. */
+struct classify_slot;
+void queue_engine_set_bounce_rules(struct queue_engine *, struct classify_slot *);
+/* Recipients bounced (and expired, as "message-expired") since start, per category: counts
+ * has CLASSIFY_CATEGORY_COUNT entries (classify.h), for the metrics. Any thread. */
+void queue_engine_bounce_counts(struct queue_engine *, uint64_t *counts);
+
 /* A message just committed to the spool: queued for each of its recipients' domains. Any
  * thread; env is copied (id, arrival time, domains) before the call returns. */
 void queue_engine_submit(struct queue_engine *, const struct envelope *);
@@ -368,6 +421,14 @@ void queue_engine_accepted(void *engine, const struct envelope *);
  * everything. What was not finished stays pending in the spool and is delivered after the
  * next start. Call it after the last submit (after ingress_stop). */
 void queue_engine_stop(struct queue_engine *, unsigned grace_s);
+
+/* `drover queue list | summary | show ID` (cli.c): what the spool holds, read-only, beside
+ * the daemon or without it; the queue of each pending recipient as the engine would file it
+ * under cfg. json: one JSON object per line. Return the exit status. */
+struct spool;
+int queue_cli_list(const struct config *, struct spool *, bool json);
+int queue_cli_summary(const struct config *, struct spool *, bool json);
+int queue_cli_show(const struct config *, struct spool *, const char *id);
 
 /* Counters since start, for logs and metrics (recipients unless said otherwise). */
 struct queue_engine_stats {

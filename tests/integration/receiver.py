@@ -59,6 +59,8 @@ rset quit; "content" is DATA's content, once its first octets have arrived):
                          client's first handshake bytes and answers with clear text and
                          closes (a handshake that fails, as with a broken TLS stack)
   --idle-close SECONDS   say 421 and close a connection idle this long
+  --delay PHASE=SECONDS  wait this long before answering PHASE (a slow receiver), e.g.
+                         --delay dot=0.5 accepts one message per half second per connection
 
 Records (JSON lines, flushed as written):
 
@@ -126,10 +128,11 @@ class Script:
     tls_key: str = ""
     tls_break: bool = False  # with starttls: 220, then clear text instead of a handshake
     idle_close: float = 0.0
+    delays: dict = field(default_factory=dict)  # phase -> seconds to wait before answering
     record: str = ""
 
     def check(self):
-        for what in (self.replies, self.times):
+        for what in (self.replies, self.times, self.delays):
             for phase in what:
                 if phase not in PHASES:
                     raise ValueError(f"unknown phase {phase!r}")
@@ -257,6 +260,8 @@ class Session:
             await self.ignore_forever()
         if phase in self.script.drop:
             raise Dropped(phase)
+        if phase in self.script.delays:
+            await asyncio.sleep(self.script.delays[phase])
         reply = self.scripted(phase, normal)
         await self.send(reply)
         return reply
@@ -510,6 +515,8 @@ class Session:
             await self.ignore_forever()
         if phase in self.script.drop:
             raise Dropped(phase)
+        if phase in self.script.delays:
+            await asyncio.sleep(self.script.delays[phase])
         reply = self.scripted(phase, normal)
         self.server.recorder.write({
             "type": "message", "session": self.number, "transaction": self.transactions,
@@ -783,6 +790,7 @@ def script_from_args(argv):
     p.add_argument("--tls-key", default="")
     p.add_argument("--tls-break", action="store_true")
     p.add_argument("--idle-close", type=float, default=0.0)
+    p.add_argument("--delay", action="append", default=[], metavar="PHASE=SECONDS")
     a = p.parse_args(argv)
 
     def pairs(items, what):
@@ -804,7 +812,8 @@ def script_from_args(argv):
         smtputf8=not a.no_smtputf8, dsn=not a.no_dsn,
         enhancedstatuscodes=not a.no_enhancedstatuscodes, size=a.size,
         chunking=a.chunking, starttls=a.starttls, tls_cert=a.tls_cert, tls_key=a.tls_key,
-        tls_break=a.tls_break, idle_close=a.idle_close, record=a.record)
+        tls_break=a.tls_break, idle_close=a.idle_close,
+        delays={k: float(v) for k, v in pairs(a.delay, "--delay").items()}, record=a.record)
     try:
         script.check()
     except ValueError as e:
