@@ -469,8 +469,9 @@ cmd_queue(struct options *o)
 	} else if (strcmp(what, "show") == 0 && o->argc > 2) {
 		rc = queue_cli_show(cfg, sp, o->argv[2]);
 	} else {
-		fprintf(stderr, "usage: drover queue list [--json] | queue summary [--json] | queue "
-		                "show ID\n");
+		fprintf(stderr,
+		        "usage: drover queue list [--json] | queue summary [--json] | queue "
+		        "show ID\n");
 		rc = 2;
 	}
 	spool_close(sp);
