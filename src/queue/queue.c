@@ -81,6 +81,7 @@ struct queue_site {
 	uint32_t *class_slots; /* connections held per class (q->nclasses) */
 	uint8_t state;         /* enum queue_dest_state */
 	uint32_t slots;        /* connections held by all lanes */
+	uint32_t max_window;   /* the window's top; 0: the options' max_window */
 	uint32_t window;
 	uint32_t credit; /* transactions answered on reused connections since the window last
 	                  * grew: at `window` of them it grows (queue_feedback_transaction) */
@@ -103,9 +104,10 @@ struct queue_dest {
 	struct item_list ready;
 	struct queue_dest *rr_prev, *rr_next;
 	bool in_ring;
-	uint32_t slots;    /* connections held by this lane (takes not yet released) */
-	uint32_t active;   /* items taken and not done */
-	uint32_t expiring; /* items in q->expiring */
+	uint32_t slots;      /* connections held by this lane (takes not yet released) */
+	uint64_t held_until; /* no new connection before this (queue_hold); 0: none */
+	uint32_t active;     /* items taken and not done */
+	uint32_t expiring;   /* items in q->expiring */
 	uint64_t delivered, deferred, bounced, expired;
 };
 
@@ -582,6 +584,12 @@ site_release(struct queue *q, struct queue_site *s)
 	free(s);
 }
 
+static uint32_t
+site_max_window(const struct queue *q, const struct queue_site *s)
+{
+	return s->max_window != 0 ? s->max_window : q->opt.max_window;
+}
+
 /* Connections allowed at once now. */
 static uint32_t
 site_window(const struct queue_site *s)
@@ -594,6 +602,16 @@ site_window(const struct queue_site *s)
 	default:
 		return s->window;
 	}
+}
+
+/* A new top for the window: a window above it closes to it at once (connections already
+ * open finish; no new one opens until the count is below). */
+static void
+site_set_max_window(struct queue_site *s, uint32_t max)
+{
+	s->max_window = max;
+	if (s->window > max)
+		s->window = max;
 }
 
 /* A class's reserved share of a window: rounded up, so that any share above 0 % is at
@@ -734,8 +752,9 @@ static bool
 lane_update(struct queue *q, struct queue_dest *d)
 {
 	const struct queue_site *s = d->site;
+	bool held = d->held_until > q->now_us;
 	bool wake = d->sched.n > 0 && d->ready.n < q->opt.ready_max;
-	bool runnable = d->ready.n > 0 && lane_may_connect(q, d);
+	bool runnable = !held && d->ready.n > 0 && lane_may_connect(q, d);
 	uint64_t key = d->sched.n > 0 ? d->sched.key[0] : UINT64_MAX;
 
 	if (d->sched.n == 0 && d->ready.n == 0 && d->active == 0 && d->expiring == 0 &&
@@ -753,6 +772,12 @@ lane_update(struct queue *q, struct queue_dest *d)
 		wake = true;
 		if (s->dead_until < key)
 			key = s->dead_until;
+	}
+	if (held && (d->ready.n > 0 || d->sched.n > 0)) {
+		/* Woken when the hold ends, to connect with what is ready by then. */
+		wake = true;
+		if (d->held_until < key)
+			key = d->held_until;
 	}
 	if (wake) {
 		if (d->due_pos == NIL)
@@ -996,6 +1021,8 @@ queue_add_lane(struct queue *q, const char *id, const struct queue_lane *lane, u
 		errno = EEXIST;
 		return -1;
 	}
+	if (lane->max_window != 0)
+		site_set_max_window(d->site, lane->max_window);
 	it = item_alloc(q);
 	memcpy(it->id, raw, ID_BYTES);
 	it->dest = d->idx;
@@ -1242,11 +1269,13 @@ queue_feedback(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint
 		s->fails = 0;
 		if (s->state != QUEUE_DEST_ALIVE) {
 			site_set_state(q, s, QUEUE_DEST_ALIVE);
-			s->window = q->opt.initial_window;
+			s->window = q->opt.initial_window < site_max_window(q, s)
+			                ? q->opt.initial_window
+			                : site_max_window(q, s);
 			s->credit = 0;
 			s->deaths = 0;
 			s->dead_until = 0;
-		} else if (s->window < q->opt.max_window) {
+		} else if (s->window < site_max_window(q, s)) {
 			s->window++;
 		}
 		break;
@@ -1283,7 +1312,7 @@ queue_feedback_transaction(struct queue *q, struct queue_dest *d, uint64_t now_u
 	note_now(q, now_us);
 	/* A dead or probed site reopens through queue_feedback's revival only: one answered
 	 * transaction on an old connection must not open a window still held back. */
-	if (s->state != QUEUE_DEST_ALIVE || s->window >= q->opt.max_window)
+	if (s->state != QUEUE_DEST_ALIVE || s->window >= site_max_window(q, s))
 		return false;
 	/* 1/window per answer: a window of w needs w answers to grow by one, as much as one
 	 * round of its connections gives, so growth stays additive (Postfix, TCP). */
@@ -1367,6 +1396,42 @@ queue_item_done(struct queue *q, struct queue_item *it, enum queue_outcome outco
 	}
 	site_update(q, d->site);
 	return fate;
+}
+
+void
+queue_hold(struct queue *q, struct queue_dest *d, uint64_t until_us, uint64_t now_us)
+{
+	note_now(q, now_us);
+	d->held_until = until_us;
+	site_update(q, d->site);
+}
+
+int
+queue_hold_site(struct queue *q, const char *site, uint64_t until_us, uint64_t now_us)
+{
+	struct queue_site *s =
+	    (struct queue_site *)name_lookup(&q->site_names, site, name_hash(site));
+
+	if (s == NULL)
+		return 0;
+	note_now(q, now_us);
+	for (uint32_t i = 0; i < s->nlanes; i++)
+		s->lanes[i]->held_until = until_us;
+	site_update(q, s);
+	return 1;
+}
+
+int
+queue_site_limit(struct queue *q, const char *site, unsigned max_window)
+{
+	struct queue_site *s =
+	    (struct queue_site *)name_lookup(&q->site_names, site, name_hash(site));
+
+	if (s == NULL)
+		return 0;
+	site_set_max_window(s, max_window);
+	site_update(q, s);
+	return 1;
 }
 
 /* ---- Looking inside ---- */
@@ -1455,6 +1520,8 @@ queue_dest_stats(const struct queue *q, const struct queue_dest *d, struct queue
 	    .failures = s->fails,
 	    .next_due_us = d->sched.n > 0 ? d->sched.key[0] : UINT64_MAX,
 	    .dead_until_us = s->state == QUEUE_DEST_DEAD && !over ? s->dead_until : 0,
+	    .held_until_us = d->held_until > q->now_us ? d->held_until : 0,
+	    .max_window = site_max_window(q, s),
 	    .delivered = d->delivered,
 	    .deferred = d->deferred,
 	    .bounced = d->bounced,

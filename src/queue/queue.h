@@ -189,6 +189,9 @@ struct queue_lane {
 	const char *name; /* the lane, unique over all sites; NULL: the site's name */
 	const char *via;  /* kept with a new lane for the caller (its pool); NULL: none */
 	unsigned cls;     /* index into the options' classes */
+	/* The site's window top (its shaping's max_connections); 0: the options' max_window.
+	 * The latest add that gives one sets it. */
+	unsigned max_window;
 };
 
 /* Queue one message's recipients at one destination, in one lane. next_attempt_us in the past
@@ -292,6 +295,17 @@ enum queue_fate {
 enum queue_fate queue_item_done(struct queue *, struct queue_item *, enum queue_outcome,
                                 uint64_t now_us, uint64_t *next_us);
 
+/* Shaping says the lane may not open a connection before until_us (a rate token, a
+ * suspension, a daily cap): its mail waits, ready or scheduled, and the lane is woken then
+ * (queue_next_due_us), not polled. until_us at or before now lifts the hold. The caller holds
+ * a slot or an item of the lane (the handle must be valid). O(lanes of the site). */
+void queue_hold(struct queue *, struct queue_dest *, uint64_t until_us, uint64_t now_us);
+/* The same for every lane of a site (a provider suspended); 0 if no such site is queued. */
+int queue_hold_site(struct queue *, const char *site, uint64_t until_us, uint64_t now_us);
+/* A new window top for a site (an adaptive limit, a reload): a larger window closes to it at
+ * once. 0 if no such site is queued (the next queue_add_lane's max_window sets it). */
+int queue_site_limit(struct queue *, const char *site, unsigned max_window);
+
 /* ---- Looking inside (engine, CLI, metrics) ---- */
 
 /* Writes the id as 24 lower-case hex digits and a NUL. */
@@ -336,6 +350,8 @@ struct queue_dest_stats {
 	uint64_t next_due_us;   /* earliest scheduled item, UINT64_MAX if none */
 	uint64_t dead_until_us; /* DEAD: end of the cooldown; else 0. As of the latest now_us
 	                         * the queue was given. */
+	uint64_t held_until_us; /* the lane is held (queue_hold) until then; 0: not held */
+	unsigned max_window;    /* the site's window top */
 	uint64_t delivered, deferred, bounced, expired; /* item outcomes since creation */
 };
 

@@ -327,6 +327,88 @@ test_backlog_isolation(void **state)
 	queue_free(q);
 }
 
+/* A held lane waits, woken by the due time, not polled; its site's other lanes go on. */
+static void
+test_hold(void **state)
+{
+	struct queue *q = new_queue(4, 0);
+	struct queue_item *items[8];
+	struct queue_batch b;
+	struct queue_dest_stats st;
+
+	(void)state;
+	add(q, 1, BULK, T0);
+	add(q, 2, BULK, T0);
+	assert_int_equal(queue_take(q, T0, &b, items, 1), 1);
+	/* Shaping refuses the connection: the item goes back untried, the lane waits a minute. */
+	queue_item_done(q, items[0], QUEUE_UNTRIED, T0, NULL);
+	queue_hold(q, b.dest, T0 + MINUTE, T0);
+	queue_dest_stats(q, b.dest, &st);
+	assert_int_equal(st.held_until_us, T0 + MINUTE);
+	queue_release(q, b.dest, QUEUE_CONN_NONE, T0);
+	assert_int_equal(queue_take(q, T0 + 1, &b, items, 8), 0);
+	assert_int_equal(queue_next_due_us(q), T0 + MINUTE);
+	/* Transactional mail at the same site is not held. */
+	add(q, 3, TX, T0 + 2);
+	assert_int_equal(queue_take(q, T0 + 2, &b, items, 8), 1);
+	assert_int_equal(lane_class(b.dest), TX);
+	queue_item_done(q, items[0], QUEUE_DELIVERED, T0 + 2, NULL);
+	queue_release(q, b.dest, QUEUE_CONN_OK, T0 + 2);
+	assert_int_equal(queue_next_due_us(q), T0 + MINUTE);
+	/* The hold ends: both bulk items go. */
+	assert_int_equal(queue_take(q, T0 + MINUTE, &b, items, 8), 2);
+	assert_int_equal(lane_class(b.dest), BULK);
+	for (int i = 0; i < 2; i++)
+		queue_item_done(q, items[i], QUEUE_DELIVERED, T0 + MINUTE, NULL);
+	queue_release(q, b.dest, QUEUE_CONN_OK, T0 + MINUTE);
+	/* A whole site held (a provider suspended). */
+	add(q, 4, BULK, T0 + MINUTE);
+	add(q, 5, TX, T0 + MINUTE);
+	assert_int_equal(queue_hold_site(q, "example.com", T0 + HOUR, T0 + MINUTE), 1);
+	assert_int_equal(queue_hold_site(q, "nowhere.example", T0 + HOUR, T0 + MINUTE), 0);
+	assert_int_equal(queue_take(q, T0 + 2 * MINUTE, &b, items, 8), 0);
+	assert_int_equal(queue_next_due_us(q), T0 + HOUR);
+	assert_int_equal(queue_take(q, T0 + HOUR, &b, items, 8), 1);
+	assert_int_equal(lane_class(b.dest), TX);
+	queue_item_done(q, items[0], QUEUE_DELIVERED, T0 + HOUR, NULL);
+	queue_release(q, b.dest, QUEUE_CONN_OK, T0 + HOUR);
+	queue_free(q);
+}
+
+/* A site's window top comes from its lanes (shaping's max_connections), shared by them. */
+static void
+test_site_max_window(void **state)
+{
+	struct queue *q = new_queue(4, 0);
+	struct queue_lane a = {
+	    .site = "google", .name = "bulk@gmail.com", .cls = BULK, .max_window = 1};
+	struct queue_lane b = {.site = "google", .name = "bulk@example-workspace.com", .cls = BULK};
+	struct queue_item *items[8], *more[8];
+	struct queue_batch ba, bb;
+	struct queue_dest_stats st;
+
+	(void)state;
+	assert_int_equal(queue_add_lane(q, id_of(1), &a, T0, T0, 0), 0);
+	assert_int_equal(queue_add_lane(q, id_of(2), &b, T0, T0, 0), 0);
+	assert_int_equal(queue_take(q, T0, &ba, items, 8), 1);
+	assert_int_equal(queue_take(q, T0, &bb, more, 8), 0); /* one connection for the site */
+	queue_dest_stats(q, ba.dest, &st);
+	assert_int_equal(st.max_window, 1);
+	assert_int_equal(st.window, 1);
+	/* Success does not open it past its top. */
+	queue_feedback(q, ba.dest, QUEUE_CONN_OK, T0);
+	queue_dest_stats(q, ba.dest, &st);
+	assert_int_equal(st.window, 1);
+	assert_int_equal(queue_site_limit(q, "google", 3), 1);
+	queue_feedback_transaction(q, ba.dest, T0);
+	assert_int_equal(queue_take(q, T0, &bb, more, 8), 1); /* the window grew to 2 */
+	queue_item_done(q, items[0], QUEUE_DELIVERED, T0, NULL);
+	queue_item_done(q, more[0], QUEUE_DELIVERED, T0, NULL);
+	queue_release(q, ba.dest, QUEUE_CONN_OK, T0);
+	queue_release(q, bb.dest, QUEUE_CONN_OK, T0);
+	queue_free(q);
+}
+
 /* Bad classes are refused by queue_new. */
 static void
 test_class_options(void **state)
@@ -365,6 +447,8 @@ main(void)
 	    cmocka_unit_test(test_lane_names),
 	    cmocka_unit_test(test_backlog_isolation),
 	    cmocka_unit_test(test_class_options),
+	    cmocka_unit_test(test_hold),
+	    cmocka_unit_test(test_site_max_window),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
