@@ -3,9 +3,10 @@
  * complaints (RFC 5965 ARF reports).
  *
  * VERP: every outgoing copy can carry its own return path, bounce+TOKEN@bounce-domain, where
- * TOKEN names the queue id and the recipient's index in the envelope and is authenticated
- * with a truncated HMAC-SHA256, so that a bounce that arrives days later is tied to the
- * message and recipient it is about, and a forged one is refused.
+ * TOKEN names the queue id, the recipient's index in the envelope and (by a tag) the
+ * message's tenant, and is authenticated with a truncated HMAC-SHA256, so that a bounce
+ * that arrives days later is tied to the message, recipient and tenant it is about, and a
+ * forged one is refused.
  *
  * Parsing: feedback_parse() reads a whole message as received (hostile input from the
  * network) and says what it is and what it reports, into plain structs of bounded strings.
@@ -30,12 +31,18 @@
 
 /* A queue id as the spool writes it (spool.h SPOOL_ID_LEN): 24 lower-case hex digits. */
 #define FEEDBACK_QUEUE_ID_LEN 24
-/* The token: 30 octets in base32 (RFC 4648, lower case, no padding), 48 characters:
- * version (1) | queue id (12) | recipient index (3) | recipient tag (4) | MAC (10). */
-#define FEEDBACK_VERP_TOKEN_LEN 48
+/* The token written (version 2): 35 octets in base32 (RFC 4648, lower case, no padding),
+ * 56 characters:
+ * version (1) | queue id (12) | recipient index (3) | recipient tag (4) | tenant tag (5) |
+ * MAC (10). */
+#define FEEDBACK_VERP_TOKEN_LEN 56
+/* Version 1, still read: 30 octets, 48 characters, without the tenant tag (no tenant). */
+#define FEEDBACK_VERP_TOKEN_V1_LEN 48
 /* The prefix before "+": the local part must stay within RFC 5321's 64 octets, and
- * 15 + 1 + 48 = 64. */
-#define FEEDBACK_VERP_PREFIX_MAX 15
+ * 7 + 1 + 56 = 64. */
+#define FEEDBACK_VERP_PREFIX_MAX 7
+/* Tenant names a token can carry (suppress.h SUPPRESS_TENANT_MAX). */
+#define FEEDBACK_TENANT_MAX      64
 #define FEEDBACK_VERP_PREFIX_DEF "bounce"
 /* Recipient indexes fit in 3 octets (conf allows at most 100,000 recipients a message). */
 #define FEEDBACK_VERP_RCPT_MAX 0xffffff
@@ -71,11 +78,14 @@ void feedback_verp_keys_wipe(struct feedback_verp_keys *keys);
 /* Writes "prefix+TOKEN@domain" into out (FEEDBACK_VERP_ADDR_MAX is enough). queue_id: 24 hex
  * digits (either case); rcpt: the recipient's index in the envelope (<=
  * FEEDBACK_VERP_RCPT_MAX); rcpt_address: that recipient's address, of which only a 4-octet
- * keyed tag goes into the token (see feedback_verp_rcpt_matches()); domain: the bounce
+ * keyed tag goes into the token (see feedback_verp_rcpt_matches()); tenant: the message's
+ * tenant (NULL or "" for none, at most FEEDBACK_TENANT_MAX octets), of which only a 5-octet
+ * keyed tag goes into the token (see feedback_verp_tenant_matches()); domain: the bounce
  * domain, an ASCII RFC 5321 domain. Returns the length written, or -1: a bad argument, an
  * address longer than 254 octets, or out too small. */
 int feedback_verp_encode(const struct feedback_verp_keys *keys, const char *queue_id, uint32_t rcpt,
-                         const char *rcpt_address, const char *domain, char *out, size_t outsize);
+                         const char *rcpt_address, const char *tenant, const char *domain,
+                         char *out, size_t outsize);
 
 enum feedback_verp_status {
 	FEEDBACK_VERP_OK = 0,
@@ -93,6 +103,9 @@ struct feedback_verp {
 	unsigned key;                             /* the secret that verified: 0 current,
 	                                             1 previous */
 	unsigned char rcpt_tag[4];                /* for feedback_verp_rcpt_matches() */
+	unsigned version;                         /* of the token: 1 or 2 */
+	unsigned char tenant_tag[5];              /* for feedback_verp_tenant_matches();
+	                                             version 2 only */
 	char domain[SMTP_DOMAIN_MAX + 1];         /* as given, lower-cased */
 };
 
@@ -112,6 +125,14 @@ enum feedback_verp_status feedback_verp_decode(const struct feedback_verp_keys *
  * in the message's records otherwise. */
 bool feedback_verp_rcpt_matches(const struct feedback_verp_keys *keys,
                                 const struct feedback_verp *verp, const char *address);
+
+/* True if tenant (NULL or "" for none; compared exactly, as tenant names are) is the tenant
+ * of the message the token was made for. The token keeps only a tag of the name (a name of
+ * up to 64 octets would not fit): whoever reads a bounce finds its tenant among the names
+ * it knows (the configuration's tenant sections). A version 1 token matches only "no
+ * tenant": it never carried one. */
+bool feedback_verp_tenant_matches(const struct feedback_verp_keys *keys,
+                                  const struct feedback_verp *verp, const char *tenant);
 
 /* ==== Parsing bounces and complaints ==== */
 

@@ -1,16 +1,26 @@
 /* verp.c - per-recipient return paths: bounce+TOKEN@domain, TOKEN authenticated.
  *
- * The token is 30 octets in base32 (48 characters, no padding: 30 * 8 = 48 * 5):
+ * The token written (version 2) is 35 octets in base32 (56 characters, no padding:
+ * 35 * 8 = 56 * 5):
  *
- *   version (1) | queue id (12) | recipient index (3, big-endian) | rcpt tag (4) | MAC (10)
+ *   version (1) | queue id (12) | rcpt index (3, big-endian) | rcpt tag (4) |
+ *   tenant tag (5) | MAC (10)
  *
- * MAC = HMAC-SHA256(secret, "drover-verp\0" || the first 20 octets), first 10 octets: 80
+ * MAC = HMAC-SHA256(secret, "drover-verp\0" || the octets before it), first 10 octets: 80
  * bits, where an attacker can only test a guess by sending a bounce. The recipient tag is
  * HMAC-SHA256(secret, "drover-verp-rcpt\0" || lower-case address), first 4 octets: enough to
- * tell which of the few addresses a bounce names is ours, without carrying the address.
- * The context strings keep these MACs apart from anything else the secret might key.
+ * tell which of the few addresses a bounce names is ours, without carrying the address. The
+ * tenant tag is HMAC-SHA256(secret, "drover-verp-tenant\0" || tenant name, "" for none),
+ * first 5 octets: the listener finds the tenant among the few hundred names it knows, and 40
+ * bits keep two of them from sharing a tag. The MAC covers both tags, so neither the tenant
+ * nor the recipient can be changed. The context strings keep these MACs apart from anything
+ * else the secret might key.
  *
- * base32 rather than hex: 48 characters instead of 60, which leaves room for a prefix within
+ * Version 1 (30 octets, 48 characters) is the same without the tenant tag; it is still read
+ * (a token in flight when the format changed), and means "no tenant". The two are told
+ * apart by their length, and the version octet must agree.
+ *
+ * base32 rather than hex: 56 characters instead of 70, which leaves room for a prefix within
  * the 64-octet local part; rather than base64: receivers and forwarders change the case of
  * local parts, and base32 has one letter case.
  */
@@ -30,18 +40,25 @@
 
 _Static_assert(FEEDBACK_QUEUE_ID_LEN == SPOOL_ID_LEN, "a VERP carries a spool queue id");
 
-#define VERP_VERSION 1
-#define ID_OCTETS    (FEEDBACK_QUEUE_ID_LEN / 2)
-#define OFF_ID       1
-#define OFF_RCPT     (OFF_ID + ID_OCTETS)
-#define OFF_TAG      (OFF_RCPT + 3)
-#define OFF_MAC      (OFF_TAG + 4)
-#define MAC_OCTETS   10
-#define TOKEN_OCTETS (OFF_MAC + MAC_OCTETS)
+#define VERP_VERSION    2 /* written */
+#define VERP_VERSION_V1 1 /* still read */
+#define ID_OCTETS       (FEEDBACK_QUEUE_ID_LEN / 2)
+#define OFF_ID          1
+#define OFF_RCPT        (OFF_ID + ID_OCTETS)
+#define OFF_TAG         (OFF_RCPT + 3)
+#define OFF_TENANT      (OFF_TAG + 4) /* version 2 */
+#define TENANT_OCTETS   5
+#define MAC_OCTETS      10
+#define OFF_MAC         (OFF_TENANT + TENANT_OCTETS)
+#define OFF_MAC_V1      OFF_TENANT
+#define TOKEN_OCTETS    (OFF_MAC + MAC_OCTETS)
+#define TOKEN_OCTETS_V1 (OFF_MAC_V1 + MAC_OCTETS)
 
 _Static_assert(TOKEN_OCTETS * 8 == FEEDBACK_VERP_TOKEN_LEN * 5, "base32 without padding");
+_Static_assert(TOKEN_OCTETS_V1 * 8 == FEEDBACK_VERP_TOKEN_V1_LEN * 5, "base32 without padding");
 _Static_assert(FEEDBACK_VERP_PREFIX_MAX + 1 + FEEDBACK_VERP_TOKEN_LEN <= SMTP_LOCAL_PART_MAX,
                "RFC 5321 local part");
+_Static_assert(TENANT_OCTETS == sizeof(((struct feedback_verp *)0)->tenant_tag), "tenant tag");
 
 static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -75,15 +92,15 @@ b32_encode(const unsigned char *in, size_t n, char *out)
 	*out = '\0';
 }
 
-/* Decodes exactly FEEDBACK_VERP_TOKEN_LEN characters into TOKEN_OCTETS; -1 on a character
- * outside the alphabet. */
+/* Decodes exactly n characters (a multiple of 8: no padding bits) into n * 5 / 8 octets; -1
+ * on a character outside the alphabet. */
 static int
-b32_decode(const char *in, unsigned char *out)
+b32_decode(const char *in, size_t n, unsigned char *out)
 {
 	unsigned buf = 0, bits = 0;
 	size_t o = 0;
 
-	for (size_t i = 0; i < FEEDBACK_VERP_TOKEN_LEN; i++) {
+	for (size_t i = 0; i < n; i++) {
 		int v = b32_value((unsigned char)in[i]);
 
 		if (v < 0)
@@ -113,11 +130,14 @@ static void
 hmac(const struct feedback_verp_keys *keys, unsigned k, const char *context,
      const unsigned char *data, size_t len, unsigned char *out, size_t outlen)
 {
-	unsigned char md[EVP_MAX_MD_SIZE], msg[sizeof("drover-verp-rcpt") + FEEDBACK_ADDR_MAX];
+	unsigned char md[EVP_MAX_MD_SIZE], msg[sizeof("drover-verp-tenant") + FEEDBACK_ADDR_MAX];
 	size_t clen = strlen(context) + 1; /* with its NUL: the separator */
 	unsigned mdlen = 0;
 
-	/* Callers bound len (a 20-octet payload, an address cut at FEEDBACK_ADDR_MAX). */
+	/* Callers bound len (a 25-octet payload, an address cut at FEEDBACK_ADDR_MAX, a tenant
+	 * of at most FEEDBACK_TENANT_MAX) and pass one of the three contexts. */
+	if (clen > sizeof("drover-verp-tenant") || len > FEEDBACK_ADDR_MAX)
+		fatal("verp: HMAC input too long");
 	memcpy(msg, context, clen);
 	memcpy(msg + clen, data, len);
 	if (HMAC(EVP_sha256(), keys->secret[k].key, (int)keys->secret[k].len, msg, clen + len, md,
@@ -144,6 +164,17 @@ rcpt_tag(const struct feedback_verp_keys *keys, unsigned k, const char *address,
 	for (size_t i = 0; i < len && n < sizeof(lower); i++)
 		lower[n++] = (unsigned char)tolower((unsigned char)address[i]);
 	hmac(keys, k, "drover-verp-rcpt", lower, n, tag, 4);
+}
+
+/* The tag of a tenant name, as given ("" for none: tenant names are exact identifiers). */
+static void
+tenant_tag(const struct feedback_verp_keys *keys, unsigned k, const char *tenant,
+           unsigned char tag[TENANT_OCTETS])
+{
+	const char *t = tenant != NULL ? tenant : "";
+
+	hmac(keys, k, "drover-verp-tenant", (const unsigned char *)t, strlen(t), tag,
+	     TENANT_OCTETS);
 }
 
 static bool
@@ -215,7 +246,8 @@ feedback_verp_keys_wipe(struct feedback_verp_keys *keys)
 
 int
 feedback_verp_encode(const struct feedback_verp_keys *keys, const char *queue_id, uint32_t rcpt,
-                     const char *rcpt_address, const char *domain, char *out, size_t outsize)
+                     const char *rcpt_address, const char *tenant, const char *domain, char *out,
+                     size_t outsize)
 {
 	unsigned char tok[TOKEN_OCTETS];
 	char text[FEEDBACK_VERP_TOKEN_LEN + 1];
@@ -223,7 +255,8 @@ feedback_verp_encode(const struct feedback_verp_keys *keys, const char *queue_id
 	int n;
 
 	if (keys->nsecrets == 0 || queue_id == NULL || rcpt_address == NULL || domain == NULL ||
-	    strlen(queue_id) != FEEDBACK_QUEUE_ID_LEN || rcpt > FEEDBACK_VERP_RCPT_MAX)
+	    strlen(queue_id) != FEEDBACK_QUEUE_ID_LEN || rcpt > FEEDBACK_VERP_RCPT_MAX ||
+	    (tenant != NULL && strlen(tenant) > FEEDBACK_TENANT_MAX))
 		return -1;
 	dlen = strlen(domain);
 	if (!smtp_domain_valid(domain, dlen, false))
@@ -241,6 +274,7 @@ feedback_verp_encode(const struct feedback_verp_keys *keys, const char *queue_id
 	tok[OFF_RCPT + 1] = (unsigned char)(rcpt >> 8);
 	tok[OFF_RCPT + 2] = (unsigned char)rcpt;
 	rcpt_tag(keys, 0, rcpt_address, tok + OFF_TAG);
+	tenant_tag(keys, 0, tenant, tok + OFF_TENANT);
 	hmac(keys, 0, "drover-verp", tok, OFF_MAC, tok + OFF_MAC, MAC_OCTETS);
 	b32_encode(tok, sizeof(tok), text);
 	/* RFC 5321 §4.5.3.1.3: a path of 256 octets with its brackets, so 254 for the address. */
@@ -276,7 +310,8 @@ feedback_verp_decode(const struct feedback_verp_keys *keys, const char *address,
 {
 	unsigned char tok[TOKEN_OCTETS], mac[MAC_OCTETS];
 	const char *at, *end, *token;
-	size_t plen = strlen(keys->prefix), len;
+	size_t plen = strlen(keys->prefix), len, tlen, off_mac;
+	unsigned version;
 	int verified = -1;
 
 	while (*address == ' ')
@@ -298,14 +333,23 @@ feedback_verp_decode(const struct feedback_verp_keys *keys, const char *address,
 	    strncasecmp(address, keys->prefix, plen) != 0 || address[plen] != '+')
 		return FEEDBACK_VERP_NOT_OURS;
 	token = address + plen + 1;
-	if (at - token != FEEDBACK_VERP_TOKEN_LEN || b32_decode(token, tok) != 0 ||
-	    tok[0] != VERP_VERSION || end - at - 1 < 1 || end - at - 1 > SMTP_DOMAIN_MAX)
+	tlen = (size_t)(at - token);
+	if (tlen == FEEDBACK_VERP_TOKEN_LEN) {
+		version = VERP_VERSION;
+		off_mac = OFF_MAC;
+	} else if (tlen == FEEDBACK_VERP_TOKEN_V1_LEN) {
+		version = VERP_VERSION_V1;
+		off_mac = OFF_MAC_V1;
+	} else
+		return FEEDBACK_VERP_MALFORMED;
+	if (b32_decode(token, tlen, tok) != 0 || tok[0] != version || end - at - 1 < 1 ||
+	    end - at - 1 > SMTP_DOMAIN_MAX)
 		return FEEDBACK_VERP_MALFORMED;
 	/* Every secret is tried, whichever verifies, so the time taken does not tell an
 	 * attacker which secret is the current one; each comparison is constant-time. */
 	for (unsigned k = 0; k < keys->nsecrets; k++) {
-		hmac(keys, k, "drover-verp", tok, OFF_MAC, mac, sizeof(mac));
-		if (CRYPTO_memcmp(mac, tok + OFF_MAC, sizeof(mac)) == 0 && verified < 0)
+		hmac(keys, k, "drover-verp", tok, off_mac, mac, sizeof(mac));
+		if (CRYPTO_memcmp(mac, tok + off_mac, sizeof(mac)) == 0 && verified < 0)
 			verified = (int)k;
 	}
 	if (verified < 0)
@@ -316,7 +360,10 @@ feedback_verp_decode(const struct feedback_verp_keys *keys, const char *address,
 	out->rcpt =
 	    (uint32_t)tok[OFF_RCPT] << 16 | (uint32_t)tok[OFF_RCPT + 1] << 8 | tok[OFF_RCPT + 2];
 	out->key = (unsigned)verified;
+	out->version = version;
 	memcpy(out->rcpt_tag, tok + OFF_TAG, sizeof(out->rcpt_tag));
+	if (version == VERP_VERSION)
+		memcpy(out->tenant_tag, tok + OFF_TENANT, sizeof(out->tenant_tag));
 	for (size_t i = 0; at + 1 + i < end; i++)
 		out->domain[i] = (char)tolower((unsigned char)at[1 + i]);
 	return FEEDBACK_VERP_OK;
@@ -332,4 +379,18 @@ feedback_verp_rcpt_matches(const struct feedback_verp_keys *keys, const struct f
 		return false;
 	rcpt_tag(keys, verp->key, address, tag);
 	return CRYPTO_memcmp(tag, verp->rcpt_tag, sizeof(tag)) == 0;
+}
+
+bool
+feedback_verp_tenant_matches(const struct feedback_verp_keys *keys,
+                             const struct feedback_verp *verp, const char *tenant)
+{
+	unsigned char tag[TENANT_OCTETS];
+
+	if (verp->key >= keys->nsecrets || (tenant != NULL && strlen(tenant) > FEEDBACK_TENANT_MAX))
+		return false;
+	if (verp->version == VERP_VERSION_V1)
+		return tenant == NULL || tenant[0] == '\0';
+	tenant_tag(keys, verp->key, tenant, tag);
+	return CRYPTO_memcmp(tag, verp->tenant_tag, sizeof(tag)) == 0;
 }

@@ -67,7 +67,7 @@ engine_verp_slice(struct job *j)
 	const struct engine_verp *v = j->e->verp;
 	const struct envelope *env = j->env;
 	char path[FEEDBACK_VERP_ADDR_MAX], *text;
-	size_t *off, len = 0, cap = 0;
+	size_t *off, len = 0, cap = 0, failed = 0;
 	char *buf = NULL;
 
 	if (v == NULL || env->sender == NULL || env->sender[0] == '\0' || j->nr == 0)
@@ -82,10 +82,8 @@ engine_verp_slice(struct job *j)
 		                         env->tenant, v->domain, path, sizeof(path)) < 0) {
 			/* An address or tenant the token cannot carry: this copy goes with the
 			 * original sender, and its bounce comes back there. */
-			log_warn("delivery: message %s: recipient %zu: no VERP return path (tenant "
-			         "\"%s\"): sent from <%s>",
-			         j->id, i, env->tenant != NULL ? env->tenant : "", env->sender);
 			path[0] = '\0';
+			failed++;
 		}
 		n = strlen(path) + 1;
 		if (len + n > cap) {
@@ -96,6 +94,12 @@ engine_verp_slice(struct job *j)
 		off[k] = len;
 		len += n;
 	}
+	if (failed > 0)
+		log_warn("delivery: message %s: %zu of %zu recipients at %s without a VERP return "
+		         "path (tenant \"%.80s\" longer than %d octets, or an address too long): "
+		         "sent from <%s>",
+		         j->id, failed, j->nr, j->domain, env->tenant != NULL ? env->tenant : "",
+		         FEEDBACK_TENANT_MAX, env->sender);
 	j->ntxn = j->nr;
 	j->txn = xcalloc(1, j->nr * sizeof(*j->txn) + len);
 	text = (char *)(j->txn + j->nr);

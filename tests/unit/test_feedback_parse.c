@@ -458,8 +458,8 @@ test_attribution_order_and_forgeries(void **state)
 
 	assert_int_equal(feedback_verp_keys_init(&k, NULL, CURRENT, NULL, err, sizeof(err)), 0);
 	/* The envelope recipient comes first */
-	assert_true(feedback_verp_encode(&k, QID("77"), 9, "bob@example.org", "b.example", verp,
-	                                 sizeof(verp)) > 0);
+	assert_true(feedback_verp_encode(&k, QID("77"), 9, "bob@example.org", NULL, "b.example",
+	                                 verp, sizeof(verp)) > 0);
 	r = parse_sample("postfix-user-unknown", verp);
 	assert_int_equal(r->verp_status, FEEDBACK_VERP_OK);
 	assert_int_equal(r->verp_source, FEEDBACK_VERP_FROM_RCPT_TO);
