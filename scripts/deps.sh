@@ -5,6 +5,8 @@ set -eu
 want=(build-essential cmake pkg-config libevent-dev libssl-dev liblmdb-dev libconfuse-dev
   libjansson-dev libpcre2-dev libunbound-dev libpsl-dev publicsuffix libcrypt-dev libcmocka-dev
   libidn2-dev)
+# Webhooks (docs/webhooks.md): libcurl with OpenSSL, the TLS library Drover already uses.
+want+=(libcurl4-openssl-dev)
 if [ "${1:-build}" = test ]; then
   want+=(clang clang-format libclang-rt-14-dev python3-pytest python3-dkim python3-dnslib python3-aiosmtpd
     swaks libnet-ssleay-perl postfix lmdb-utils openssl)

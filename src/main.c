@@ -25,9 +25,11 @@
 #include "ingress/ingress.h"
 #include "preflight/preflight.h"
 #include "queue/queue.h"
+#include "shape/shape.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
 #include "suppress/suppress.h"
+#include "webhook/webhook.h"
 
 /* Seconds a stopping server gives clients in the middle of a message before cutting them. */
 #define SHUTDOWN_GRACE_S 10
@@ -156,6 +158,8 @@ struct server {
 	struct preflight_background *preflight; /* the signing domains' DNS, checked */
 	struct control *control;                /* metrics and the admin API */
 	struct suppress *suppress;              /* the suppression list */
+	struct webhooks *webhooks;              /* event records POSTed (docs/webhooks.md) */
+	struct classify_slot *bounce_rules;     /* the engine's and the bounce listener's */
 };
 
 /* One server per spool: a second one would run recovery on the first one's messages in
@@ -192,6 +196,30 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(srv->base);
 }
 
+/* delivery.bounce_rules again (SIGHUP): the engine and the bounce listener classify with the
+ * new table from their next failure or report on. A file with a mistake changes nothing. */
+static void
+reload_bounce_rules(struct server *srv)
+{
+	const char *path = srv->cfg->delivery.bounce_rules;
+	struct classify_table *t;
+	size_t nrules, ndecisions;
+	char err[1024];
+
+	if (srv->bounce_rules == NULL || path == NULL)
+		return; /* the built-in rules do not change while the binary runs */
+	t = classify_load(path, CLASSIFY_DEF_CACHE_ENTRIES, err, sizeof(err));
+	if (t == NULL) {
+		log_error("bounce rules not reloaded, the old ones stay: %s", err);
+		return;
+	}
+	nrules = classify_rule_count(t);
+	ndecisions = classify_decision_count(t);
+	classify_slot_set(srv->bounce_rules, t);
+	log_info("bounce rules reloaded from %s: %zu rules, %zu decisions", path, nrules,
+	         ndecisions);
+}
+
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -207,6 +235,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		ingress_reload_certificates(srv->ingress);
 		ingress_reload_users(srv->ingress);
 	}
+	reload_bounce_rules(srv);
 	/* The DNS may have been fixed (or broken) since: check the signing domains again. */
 	if (preflight_background_running(srv->preflight)) {
 		log_info("preflight: the previous check still runs; not started again");
@@ -253,6 +282,14 @@ cmd_serve(struct options *o)
 		log_error("%s", err);
 		goto out;
 	}
+	/* Webhooks follow the log from its first record; their backlogs (under the spool) are
+	 * given to the user the server becomes. */
+	srv.webhooks =
+	    webhooks_open(cfg, srv.log, run_as.uid != 0 ? &run_as : NULL, err, sizeof(err));
+	if (srv.webhooks == NULL && err[0] != '\0') {
+		log_error("%s", err);
+		goto out;
+	}
 	sopt = (struct spool_options){.max_size = cfg->spool_max_size,
 	                              .batch_max = cfg->spool_batch_max};
 	srv.spool = spool_open(cfg->spool_directory, &sopt, 0, err, sizeof(err));
@@ -286,6 +323,25 @@ cmd_serve(struct options *o)
 		goto out;
 	}
 	ingress_set_suppression(srv.ingress, srv.suppress);
+	/* One table of bounce rules for the engine and the bounce listener, swapped on SIGHUP. */
+	if (srv.engine != NULL || cfg->verp.domain != NULL) {
+		struct classify_table *t =
+		    cfg->delivery.bounce_rules != NULL
+		        ? classify_load(cfg->delivery.bounce_rules, CLASSIFY_DEF_CACHE_ENTRIES, err,
+		                        sizeof(err))
+		        : classify_builtin(CLASSIFY_DEF_CACHE_ENTRIES, err, sizeof(err));
+
+		if (t == NULL) {
+			log_error("delivery.bounce_rules: %s", err);
+			ingress_stop(srv.ingress, 0);
+			srv.ingress = NULL;
+			goto out;
+		}
+		srv.bounce_rules = classify_slot_new(t);
+		if (srv.engine != NULL)
+			queue_engine_set_bounce_rules(srv.engine, srv.bounce_rules);
+		ingress_set_bounce_rules(srv.ingress, srv.bounce_rules);
+	}
 	sigs[0] = evsignal_new(srv.base, SIGTERM, on_stop_signal, &srv);
 	sigs[1] = evsignal_new(srv.base, SIGINT, on_stop_signal, &srv);
 	sigs[2] = evsignal_new(srv.base, SIGHUP, on_hup, &srv);
@@ -293,7 +349,7 @@ cmd_serve(struct options *o)
 		event_add(sigs[i], NULL);
 	srv.cfg = cfg;
 	{
-		struct control_sources cs = {srv.ingress, srv.engine, srv.spool};
+		struct control_sources cs = {srv.ingress, srv.engine, srv.spool, srv.webhooks};
 
 		srv.control = control_start(cfg, &cs, err, sizeof(err));
 		if (srv.control == NULL && cfg->control.address[0] != '\0') {
@@ -316,6 +372,7 @@ cmd_serve(struct options *o)
 	/* Only now does anything from the network get read: never by root. */
 	ingress_open(srv.ingress);
 	control_run(srv.control);
+	webhooks_run(srv.webhooks);
 	log_info("%s %s ready: %s, spool %s (%llu messages)", DROVER_NAME, DROVER_VERSION,
 	         cfg->path ? cfg->path : "embedded defaults", cfg->spool_directory,
 	         (unsigned long long)spool_message_count(srv.spool));
@@ -338,6 +395,7 @@ cmd_serve(struct options *o)
 out:
 	if (srv.engine != NULL)
 		queue_engine_stop(srv.engine, 0);
+	classify_slot_free(srv.bounce_rules); /* after the engine and the ingress: theirs */
 	if (srv.suppress != NULL)
 		suppress_close(srv.suppress); /* after the engine, which adds to it */
 	if (srv.spool != NULL) {
@@ -350,7 +408,9 @@ out:
 	}
 	if (srv.base != NULL)
 		event_base_free(srv.base);
+	webhooks_stop(srv.webhooks); /* before the log: they write to it */
 	eventlog_close(srv.log);
+	webhooks_close(srv.webhooks); /* after it: its last records went to their backlogs */
 	if (srv.lock_fd >= 0)
 		close(srv.lock_fd);
 	config_free(cfg);
@@ -383,6 +443,18 @@ cmd_check_config(struct options *o)
 			return 1;
 		}
 		classify_unref(t);
+	}
+	if (cfg->delivery.shaping != NULL && strcmp(cfg->delivery.shaping, "none") != 0) {
+		char err[4096];
+		struct shape_rules *r =
+		    shape_rules_load(cfg->delivery.shaping, NULL, NULL, err, sizeof(err));
+
+		if (r == NULL) {
+			fprintf(stderr, "%s: delivery.shaping: %s\n", path, err);
+			config_free(cfg);
+			return 1;
+		}
+		shape_rules_unref(r);
 	}
 	if (cfg->delivery.tls_ca_file != NULL) {
 		struct delivery_tls_options topt = {.ca_file = cfg->delivery.tls_ca_file};

@@ -39,6 +39,8 @@ enum listener_role {
 	ROLE_MX,          /* port 25: mail from anywhere to relay for relay_networks or users */
 	ROLE_SUBMISSION,  /* port 587: AUTH required before MAIL, STARTTLS */
 	ROLE_SUBMISSIONS, /* port 465: TLS from the first octet, AUTH required */
+	ROLE_BOUNCE,      /* the bounce domain's MX: bounces and complaints for verp.domain,
+	                     read, never relayed (docs/feedback.md) */
 };
 
 struct listener_conf {
@@ -204,6 +206,61 @@ struct tenant_conf {
 	size_t nstreams;
 };
 
+/* A header condition of a classification rule, written "Name: pattern". */
+struct rule_header_conf {
+	char *name;    /* the field name, as written (compared case-insensitively) */
+	char *pattern; /* PCRE2, caseless, on the field's unfolded value; "": the field is there */
+};
+
+/* classification { rule { } } (docs/routing.md). A rule matches when every condition it
+ * gives holds (a list holds if any element does; no condition: every message); each result
+ * comes from the first matching rule that sets it. The patterns are compiled here only to
+ * check them (a bad one is a file:line error); route/ compiles them again for matching and
+ * keeps that code, so conf/ hands out no PCRE2 objects. Names are validated: results point
+ * at the sections' own names ("default" for the default stream). */
+struct classification_rule_conf {
+	int line;         /* of its "rule" keyword: the Reception record's "rule" */
+	char *where;      /* "file:line", for logs */
+	char **listeners; /* listener section names */
+	size_t nlisteners;
+	char **auth_users; /* authenticated user names, exact */
+	size_t nauth_users;
+	struct netmask *clients; /* client address prefixes */
+	size_t nclients;
+	char **mail_from_domains; /* lower case: the envelope sender's domain, or a parent */
+	size_t nmail_from_domains;
+	char **from_domains; /* lower case: the header From's domain, or a parent */
+	size_t nfrom_domains;
+	struct rule_header_conf *headers;
+	size_t nheaders;
+	unsigned min_recipients; /* 0: no lower bound */
+	unsigned max_recipients; /* 0: no upper bound */
+	const char *stream;      /* results; NULL: not set by this rule */
+	const char *tenant;
+	char *campaign;        /* a literal campaign, or */
+	char *campaign_header; /* the field whose value is the campaign */
+	const char *pool;
+	int trust_headers; /* -1 not set; 0 or 1: X-Drover-Stream and X-Drover-Pool are honoured */
+	bool final;        /* no rule after this one is evaluated when it matches */
+};
+
+/* A webhook: webhook "name" { } (docs/webhooks.md). Event records go to url as JSON arrays
+ * in POST requests, from an on-disk backlog of their own, retried until acknowledged. */
+struct webhook_conf {
+	char *name;    /* the section title */
+	char *url;     /* http:// or https:// */
+	char **events; /* record types sent; none: every type but Webhook* */
+	size_t nevents;
+	unsigned batch_max;    /* records per request */
+	uint64_t batch_wait_s; /* a partial batch waits at most this long; 0: at once */
+	uint64_t timeout_s;    /* per request */
+	uint64_t retry_max_s;  /* the backoff doubles from 1 s up to this */
+	uint64_t backlog_max;  /* octets on disk; past it the oldest records are dropped */
+	char **headers;        /* "Name: value", added to each request */
+	size_t nheaders;
+	char *tls_ca_file; /* PEM CA certificates; NULL: the system's */
+};
+
 /* Outbound delivery; see docs/configuration.md for each default and its reason. */
 struct delivery_conf {
 	/* Whether mail is sent at all. "auto" (the default) means: when the configuration says
@@ -232,7 +289,10 @@ struct delivery_conf {
 	/* Timeouts, seconds (RFC 5321 §4.5.3.2 values by default). */
 	unsigned connect_timeout_s, greeting_timeout_s, helo_timeout_s, mail_timeout_s,
 	    rcpt_timeout_s, data_timeout_s, data_block_timeout_s, dot_timeout_s, idle_timeout_s;
-	char *bounce_rules;      /* the bounce classifier's rules file; NULL: the built-in rules */
+	char *bounce_rules; /* the bounce classifier's rules file; NULL: the built-in rules */
+	/* The shaping rules file (docs/shaping.md); NULL: the built-in rules (etc/shaping.conf);
+	 * "none": no rules, delivery's own settings only. */
+	char *shaping;
 	char *postmaster;        /* receives the DSNs that cannot go to their sender; NULL: none */
 	uint64_t dsn_return_max; /* largest original returned whole in a DSN */
 	/* Connections at once over all destinations (each is a descriptor). */
@@ -287,6 +347,8 @@ struct config {
 	size_t nstreams;
 	struct tenant_conf *tenants; /* in the order of the file */
 	size_t ntenants;
+	struct classification_rule_conf *classification_rules; /* in the order of the file */
+	size_t nclassification_rules;
 
 	struct tls_certificate_conf *tls_certificates; /* in the order of the file */
 	size_t ntls_certificates;
@@ -301,6 +363,15 @@ struct config {
 		int at_reception; /* SUPPRESSION_OFF, _REFUSE (550 5.7.1), _DROP (250, dropped) */
 	} suppression;
 
+	/* VERP return paths and the bounce listener: verp { } (docs/feedback.md). */
+	struct {
+		char *domain; /* the bounce domain, lower case; NULL: VERP off */
+		char *prefix; /* the local part before "+TOKEN" */
+		char *secret; /* the signing secret, read from secret_file at load; NULL when off */
+		char *previous_secret; /* still accepted (rotation); NULL: none */
+		char *secret_file, *previous_secret_file; /* as written, for logs */
+	} verp;
+
 	/* The HTTP control plane (metrics, admin API): control { }. */
 	struct {
 		char *address; /* "127.0.0.1:8025"; "" = off */
@@ -312,6 +383,9 @@ struct config {
 	struct dkim_key_conf *dkim_keys; /* in the order of the file */
 	size_t ndkim_keys;
 	enum dkim_key_error_policy dkim_on_key_error;
+
+	struct webhook_conf *webhooks; /* in the order of the file */
+	size_t nwebhooks;
 };
 
 /* The route for a domain (exact match, case-insensitive), or NULL. */

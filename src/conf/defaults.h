@@ -266,6 +266,63 @@
 #define DEF_POOL_WEIGHT     1
 #define LIM_POOL_WEIGHT_MAX 1000
 
+/* ---- stream "name" { }, tenant "name" { }, classification { } (docs/routing.md) ---- */
+
+/* Every stream equal until the operator ranks them: a new stream must not overtake
+ * transactional mail by accident. */
+#define DEF_STREAM_PRIORITY 0
+/* A thousand ranks are more than any operator has streams; a bound keeps the value a rank,
+ * not an arbitrary weight. */
+#define LIM_STREAM_PRIORITY_MAX 1000
+/* No reserved share: a stream that needs connections kept free for it says so. */
+#define DEF_STREAM_RESERVE "0%"
+/* Rules are evaluated in order for every message: a thousand is far more than a platform's
+ * senders need, and keeps the cost of one classification small. */
+#define LIM_CLASSIFICATION_RULES_MAX 1000
+/* Entries of one condition's list (clients, domains, users, headers): longer lists belong in
+ * fewer, broader entries (a prefix, a parent domain). */
+#define LIM_RULE_LIST_MAX 1000
+/* Campaign names go into the envelope, event records and metrics labels: short, printable
+ * ASCII (a campaign_header value that is not is ignored). */
+#define LIM_CAMPAIGN_MAX 64
+/* A header pattern longer than this is a mistake; PCRE2 compiles what is given at load. */
+#define LIM_RULE_PATTERN_MAX 1024
+
+/* ---- webhook "name" { } (docs/webhooks.md) ---- */
+
+/* 100 records make a request of some 50 KB: few requests per second at volume, and a body
+ * any receiver's default request-size limit accepts. */
+#define DEF_WEBHOOK_BATCH_MAX 100
+/* A request is held in memory (and resent whole): beyond 10,000 records a batch is megabytes. */
+#define LIM_WEBHOOK_BATCH_MAX 10000
+/* A record reaches the receiver within about a second when traffic is light. */
+#define DEF_WEBHOOK_BATCH_WAIT 1
+/* An hour-old partial batch is no longer an event stream. */
+#define LIM_WEBHOOK_BATCH_WAIT_MAX 3600
+/* A receiver that has not answered in 10 s is failing; the batch is retried. */
+#define DEF_WEBHOOK_TIMEOUT     10
+#define LIM_WEBHOOK_TIMEOUT_MAX 600
+/* Retries double from 1 s; at 10 minutes a receiver that comes back is noticed soon
+ * enough, and one down for a day costs a few hundred requests. */
+#define DEF_WEBHOOK_RETRY_MAX     (10 * 60)
+#define LIM_WEBHOOK_RETRY_MAX_MAX 86400
+/* 1 GiB holds about two million records: a day of a busy server's events while the
+ * receiver is down, and little of a disk. */
+#define DEF_WEBHOOK_BACKLOG_MAX (1L * 1024 * 1024 * 1024)
+/* Below 64 KiB the backlog would not hold a batch of large records. */
+#define LIM_WEBHOOK_BACKLOG_MAX_MIN (64L * 1024)
+
+/* ---- verp { } (docs/feedback.md): feedback.h's bounds, held equal by test_conf_verp ---- */
+
+/* The local part before "+TOKEN": what most senders use, short enough for the token. */
+#define DEF_VERP_PREFIX "bounce"
+/* 7 + "+" + the 56-character token = RFC 5321's 64-octet local part. */
+#define LIM_VERP_PREFIX_MAX 7
+/* Shorter secrets are guessable offline from one token; longer buy nothing over
+ * HMAC-SHA256's block. */
+#define LIM_VERP_SECRET_MIN 16
+#define LIM_VERP_SECRET_MAX 128
+
 /* Counts above a million are typos (sessions, per-ip sessions). */
 #define LIM_COUNT_MAX 1000000
 

@@ -64,6 +64,24 @@ enum tls_policy tls_policy_value(const char *text);
 void copy_egress(cfg_t *cfg, struct config *conf, struct load_ctx *ctx);
 void free_egress(struct config *conf);
 
+/* stream, tenant and classification { rule { } } sections (routing.c): their schema, hooked
+ * into the root one (its value callbacks report into the load in progress, which
+ * routing_schema_begin() names and routing_schema_end() forgets); copy_routing() checks the
+ * names they refer to, after copy_egress (pools) and the listeners; free_routing() takes them
+ * back. */
+extern cfg_opt_t routing_stream_opts[], routing_tenant_opts[], routing_classification_opts[];
+void routing_schema_begin(cfg_t *cfg, struct load_ctx *ctx);
+void routing_schema_end(void);
+void copy_routing(cfg_t *cfg, struct config *conf, struct load_ctx *ctx);
+void free_routing(struct config *conf);
+
+/* verp { } (verp.c): its options and their checks, the copy into conf (after the listeners,
+ * whose bounce role needs it), free_verp() wiping the secrets. */
+extern cfg_opt_t verp_opts[];
+int verp_section_end(cfg_t *cfg, cfg_opt_t *opt);
+void copy_verp(cfg_t *cfg, struct config *conf, struct load_ctx *ctx);
+void free_verp(struct config *conf);
+
 /* dkim { } and dkim_key sections into conf (dkim.c); free_dkim() takes them back. */
 void copy_dkim(cfg_t *cfg, struct config *conf, const struct load_ctx *ctx);
 void free_dkim(struct config *conf);
@@ -96,6 +114,25 @@ struct setting {
 	                     NULL: 0 is held to min like any value */
 	const char *why;  /* reason for the bounds, for the error message; may be NULL */
 };
+
+/* ---- For sections kept in files of their own (webhook.c), from schema.c; and
+ * schema_report() below ---- */
+
+/* The file and line libconfuse is at (NULL and 0 outside a load or for the defaults). */
+void schema_locate(cfg_t *cfg, const char **file, int *line);
+/* A value as messages echo it: printable, about 80 octets at most. */
+const char *schema_shown(const char *value, char *buf, size_t size);
+/* The callback of the numeric settings (their bounds are in the table of schema.c). */
+int schema_on_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
+/* A section title that names things in logs, events and metrics: 1 to 64 of [A-Za-z0-9-_.]. */
+bool schema_title_valid(const char *title);
+
+/* webhook "name" { } sections (webhook.c): their options, the check once one is read, the
+ * copy into conf; free_webhooks() takes them back. */
+extern cfg_opt_t webhook_opts[];
+int on_webhook_end(cfg_t *cfg, cfg_opt_t *opt);
+void copy_webhooks(cfg_t *cfg, struct config *conf);
+void free_webhooks(struct config *conf);
 
 /* ---- One load in progress (load.c) ---- */
 
@@ -176,6 +213,9 @@ void source_free(struct source *s);
  * one may exist at a time (libconfuse's lexer is global): config_load() holds a lock. */
 cfg_t *schema_new(struct load_ctx *ctx);
 void schema_free(cfg_t *);
+/* For value callbacks in files of their own (verp.c): reports at the line libconfuse is at
+ * in cfg, "file:line: message", as the schema's own callbacks do. */
+void schema_report(cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The numeric settings table: its size, and the index of one (-1 if none). */
 size_t setting_count(void);
 int setting_index(const char *section, const char *name);

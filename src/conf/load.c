@@ -321,6 +321,8 @@ copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 	d->idle_timeout_s = (unsigned)cfg_getint(sec, "idle_timeout");
 	d->postmaster =
 	    cfg_getstr(sec, "postmaster") != NULL ? xstrdup(cfg_getstr(sec, "postmaster")) : NULL;
+	d->shaping =
+	    cfg_getstr(sec, "shaping")[0] != '\0' ? xstrdup(cfg_getstr(sec, "shaping")) : NULL;
 	d->bounce_rules = cfg_getstr(sec, "bounce_rules")[0] != '\0'
 	                      ? xstrdup(cfg_getstr(sec, "bounce_rules"))
 	                      : NULL;
@@ -435,7 +437,7 @@ check_across(struct config *conf, struct load_ctx *ctx)
 			              "listener \"%s\".role: submissions speaks TLS from the first "
 			              "octet: it needs a tls_certificate section",
 			              l->name);
-		if (l->role != ROLE_MX && conf->auth.users_file == NULL)
+		if (l->role != ROLE_MX && l->role != ROLE_BOUNCE && conf->auth.users_file == NULL)
 			load_error_at(ctx, ctx->src != NULL ? conf->path : NULL, 0,
 			              "listener \"%s\".role: %s requires AUTH: set auth.users_file",
 			              l->name,
@@ -532,8 +534,11 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 	copy_routes(cfg, conf);
 	copy_domains(cfg, conf);
 	copy_egress(cfg, conf, ctx);
+	copy_routing(cfg, conf, ctx);
 	copy_dkim(cfg, conf, ctx);
 	copy_security(cfg, conf, ctx);
+	copy_verp(cfg, conf, ctx);
+	copy_webhooks(cfg, conf);
 
 	check_across(conf, ctx);
 	return conf;
@@ -606,6 +611,7 @@ config_free(struct config *conf)
 	free_list(conf->delivery.dns_forwarders, conf->delivery.ndns_forwarders);
 	free(conf->delivery.postmaster);
 	free(conf->delivery.bounce_rules);
+	free(conf->delivery.shaping);
 	for (size_t i = 0; i < conf->nroutes; i++) {
 		free(conf->routes[i].domain);
 		free_list(conf->routes[i].hosts, conf->routes[i].nhosts);
@@ -613,9 +619,12 @@ config_free(struct config *conf)
 	free(conf->routes);
 	free_domains(conf);
 	free_egress(conf);
+	free_routing(conf);
 	free(conf->delivery.tls_ca_file);
 	free_dkim(conf);
 	free_security(conf);
+	free_verp(conf);
+	free_webhooks(conf);
 	free(conf->user);
 	free(conf);
 }

@@ -117,6 +117,14 @@ static const struct setting settings[] = {
      LIM_DELIVERY_TLS_FAILURE_MEMORY_MAX, "STARTTLS tried on every connection", NULL},
     {"source", "weight", SETTING_COUNT, 1, LIM_POOL_WEIGHT_MAX, NULL,
      "a source's share of its pool; 0 would be a source never used: leave it out"},
+    {"webhook", "batch_max", SETTING_COUNT, 1, LIM_WEBHOOK_BATCH_MAX, NULL, "records per request"},
+    {"webhook", "batch_wait", SETTING_DURATION, 0, LIM_WEBHOOK_BATCH_WAIT_MAX, NULL,
+     "0 sends at once"},
+    {"webhook", "timeout", SETTING_DURATION, LIM_TIMEOUT_MIN, LIM_WEBHOOK_TIMEOUT_MAX, NULL, NULL},
+    {"webhook", "retry_max", SETTING_DURATION, 1, LIM_WEBHOOK_RETRY_MAX_MAX, NULL,
+     "the backoff starts at 1s"},
+    {"webhook", "backlog_max", SETTING_SIZE, LIM_WEBHOOK_BACKLOG_MAX_MIN, LONG_MAX, NULL,
+     "octets on disk"},
 };
 
 size_t
@@ -189,6 +197,19 @@ report(cfg_t *cfg, const char *fmt, ...)
 	va_end(ap);
 	locate(cfg, &file, &line);
 	load_error_at(current, file, line, "%s", msg);
+}
+
+void
+schema_report(cfg_t *cfg, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (current != NULL)
+		report(cfg, "%s", msg);
 }
 
 static void
@@ -903,7 +924,7 @@ on_role(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	*(const char **)result = value;
 	if (role_value(value) < 0) {
 		setting_path(cfg, opt->name, path, sizeof(path));
-		report(cfg, "%s: \"%s\": expected mx, submission or submissions", path,
+		report(cfg, "%s: \"%s\": expected mx, submission, submissions or bounce", path,
 		       shown(value, v, sizeof(v)));
 	}
 	return 0;
@@ -1135,6 +1156,35 @@ on_dkim_key_end(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* ---- For the sections kept in files of their own (internal.h) ---- */
+
+void
+schema_locate(cfg_t *cfg, const char **file, int *line)
+{
+	*file = NULL;
+	*line = 0;
+	if (current != NULL)
+		locate(cfg, file, line);
+}
+
+const char *
+schema_shown(const char *value, char *buf, size_t size)
+{
+	return shown(value, buf, size);
+}
+
+int
+schema_on_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	return on_number(cfg, opt, value, result);
+}
+
+bool
+schema_title_valid(const char *title)
+{
+	return title_valid(title);
+}
+
 /* ---- The schema ---- */
 
 static cfg_opt_t spool_opts[] = {
@@ -1262,6 +1312,7 @@ static cfg_opt_t delivery_opts[] = {
     CFG_INT_CB("dot_timeout", DEF_DELIVERY_DOT_TIMEOUT, CFGF_NONE, on_number),
     CFG_INT_CB("idle_timeout", DEF_DELIVERY_IDLE_TIMEOUT, CFGF_NONE, on_number),
     CFG_STR("bounce_rules", "", CFGF_NONE),
+    CFG_STR("shaping", "", CFGF_NONE),
     CFG_STR_CB("postmaster", NULL, CFGF_NODEFAULT, on_postmaster),
     CFG_INT_CB("dsn_return_max", DEF_DELIVERY_DSN_RETURN_MAX, CFGF_NONE, on_number),
     CFG_INT_CB("max_connections_total", DEF_DELIVERY_MAX_CONNECTIONS_TOTAL, CFGF_NONE, on_number),
@@ -1319,13 +1370,18 @@ static cfg_opt_t root_opts[] = {
     CFG_SEC("domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("source", source_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("pool", pool_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("stream", routing_stream_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("tenant", routing_tenant_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("classification", routing_classification_opts, CFGF_NONE),
     CFG_SEC("tls", tls_opts, CFGF_NONE),
     CFG_SEC("tls_certificate", tls_certificate_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("auth", auth_opts, CFGF_NONE),
     CFG_SEC("control", control_opts, CFGF_NONE),
     CFG_SEC("suppression", suppression_opts, CFGF_NONE),
+    CFG_SEC("verp", verp_opts, CFGF_NONE),
     CFG_SEC("dkim", dkim_opts, CFGF_NONE),
     CFG_SEC("dkim_key", dkim_key_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("webhook", webhook_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),
 };
 
@@ -1348,7 +1404,10 @@ schema_new(struct load_ctx *ctx)
 	cfg_set_validate_func(cfg, "pool", on_pool_end);
 	cfg_set_validate_func(cfg, "pool|source", on_pool_member_end);
 	cfg_set_validate_func(cfg, "dkim_key", on_dkim_key_end);
+	cfg_set_validate_func(cfg, "verp", verp_section_end);
 	cfg_set_validate_func(cfg, "tls_certificate", on_tls_certificate_end);
+	routing_schema_begin(cfg, ctx); /* stream, tenant, classification (routing.c) */
+	cfg_set_validate_func(cfg, "webhook", on_webhook_end);
 	return cfg;
 }
 
@@ -1357,6 +1416,7 @@ schema_free(cfg_t *cfg)
 {
 	if (cfg != NULL)
 		cfg_free(cfg);
+	routing_schema_end();
 	current = NULL;
 	current_root = NULL;
 }

@@ -58,6 +58,8 @@ role_value(const char *text)
 		return ROLE_SUBMISSION;
 	if (strcasecmp(text, "submissions") == 0)
 		return ROLE_SUBMISSIONS;
+	if (strcasecmp(text, "bounce") == 0)
+		return ROLE_BOUNCE;
 	return -1;
 }
 

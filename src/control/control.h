@@ -8,6 +8,7 @@
  * Endpoints (docs/operations.md, "Control API"):
  *	GET /metrics            Prometheus text format 0.0.4
  *	GET /api/v1/status      the same counters as JSON
+ *	GET /api/v1/shaping     the adaptive actions active now: {"actions": [...]}
  */
 #ifndef DROVER_CONTROL_H
 #define DROVER_CONTROL_H
@@ -20,12 +21,14 @@ struct config;
 struct ingress;
 struct queue_engine;
 struct spool;
+struct webhooks;
 
 /* What the control plane reports on. ingress and engine may be NULL (delivery off). */
 struct control_sources {
 	struct ingress *ingress;
 	struct queue_engine *engine;
 	struct spool *spool;
+	struct webhooks *webhooks; /* NULL: none configured */
 };
 
 struct control;

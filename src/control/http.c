@@ -14,6 +14,7 @@
 #include "conf/conf.h"
 #include "control/control.h"
 #include "core/core.h"
+#include "queue/queue.h"
 
 struct control {
 	const struct config *cfg;
@@ -85,7 +86,8 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (path == NULL)
 		path = "/";
-	if (strcmp(path, "/metrics") != 0 && strcmp(path, "/api/v1/status") != 0) {
+	if (strcmp(path, "/metrics") != 0 && strcmp(path, "/api/v1/status") != 0 &&
+	    strcmp(path, "/api/v1/shaping") != 0) {
 		reply_error(req, 404, "Not Found", "no such endpoint");
 		return;
 	}
@@ -104,6 +106,13 @@ on_request(struct evhttp_request *req, void *arg)
 		evhttp_send_reply(req, 200, "OK", out);
 		evbuffer_free(out);
 		free(text);
+		return;
+	}
+	if (strcmp(path, "/api/v1/shaping") == 0) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "actions", queue_engine_shaping_json(c->src.engine));
+		reply_json(req, 200, "OK", o);
 		return;
 	}
 	reply_json(req, 200, "OK", control_status_json(&c->src, uptime));

@@ -9,6 +9,7 @@
 #include "ingress/ingress.h"
 #include "queue/queue.h"
 #include "spool/spool.h"
+#include "webhook/webhook.h"
 
 struct metric {
 	const char *name;
@@ -88,6 +89,167 @@ collect(const struct control_sources *src, double uptime_s, struct metric *m, si
 	return n;
 }
 
+/* Per webhook, labelled with its name (a section title: no character to escape). */
+static const struct {
+	const char *name, *type, *help, *json;
+} webhook_metrics[] = {
+    {"drover_webhook_records_sent_total", "counter",
+     "Event records a webhook's receiver acknowledged.", "records_sent_total"},
+    {"drover_webhook_batches_sent_total", "counter", "Webhook requests answered 2xx.",
+     "batches_sent_total"},
+    {"drover_webhook_batches_failed_total", "counter",
+     "Webhook requests that failed (each retried with backoff).", "batches_failed_total"},
+    {"drover_webhook_records_dropped_total", "counter",
+     "Event records a webhook dropped (backlog_max reached, or not writable).",
+     "records_dropped_total"},
+    {"drover_webhook_records_damaged_total", "counter",
+     "Damaged lines of a webhook's backlog, skipped.", "records_damaged_total"},
+    {"drover_webhook_backlog_bytes", "gauge", "Octets of a webhook's backlog on disk.",
+     "backlog_bytes"},
+    {"drover_webhook_backlog_records", "gauge",
+     "Event records in a webhook's backlog not yet acknowledged.", "backlog_records"},
+    {"drover_webhook_failing", "gauge", "1 while a webhook's requests fail.", "failing"},
+};
+
+static double
+webhook_value(const struct webhook_stats *st, size_t i)
+{
+	const uint64_t v[] = {st->records_sent,    st->batches_sent,    st->batches_failed,
+	                      st->records_dropped, st->records_damaged, st->backlog_bytes,
+	                      st->backlog_records, st->failing};
+
+	return (double)v[i];
+}
+
+static char *
+webhook_text(const struct control_sources *src, char *out)
+{
+	size_t n = webhooks_count(src->webhooks);
+
+	for (size_t m = 0; n > 0 && m < nitems(webhook_metrics); m++) {
+		char *next = xasprintf("%s# HELP %s %s\n# TYPE %s %s\n", out,
+		                       webhook_metrics[m].name, webhook_metrics[m].help,
+		                       webhook_metrics[m].name, webhook_metrics[m].type);
+		free(out);
+		out = next;
+		for (size_t i = 0; i < n; i++) {
+			struct webhook_stats st;
+
+			webhooks_stats(src->webhooks, i, &st);
+			next = xasprintf("%s%s{webhook=\"%s\"} %.17g\n", out,
+			                 webhook_metrics[m].name, st.name, webhook_value(&st, m));
+			free(out);
+			out = next;
+		}
+	}
+	return out;
+}
+
+/* "webhooks": {"crm": {"records_sent_total": 12, ...}, ...} */
+static json_t *
+webhook_json(const struct control_sources *src)
+{
+	json_t *all = json_object();
+
+	for (size_t i = 0; i < webhooks_count(src->webhooks); i++) {
+		struct webhook_stats st;
+		json_t *o = json_object();
+
+		webhooks_stats(src->webhooks, i, &st);
+		for (size_t m = 0; m < nitems(webhook_metrics); m++)
+			json_object_set_new(o, webhook_metrics[m].json,
+			                    json_integer((json_int_t)webhook_value(&st, m)));
+		json_object_set_new(all, st.name, o);
+	}
+	return all;
+}
+
+/* Bounces by category (docs/bounces.md): "delivery" from the engine (bounced and expired
+ * recipients), "async" from the bounce listener (failed recipients of the bounces it read),
+ * every category shown so that each series exists from the start. Then the bounce
+ * listener's other counters. */
+static void
+bounce_counts(const struct control_sources *src, uint64_t delivery[CLASSIFY_CATEGORY_COUNT],
+              struct ingress_report_stats *async)
+{
+	memset(delivery, 0, CLASSIFY_CATEGORY_COUNT * sizeof(*delivery));
+	memset(async, 0, sizeof(*async));
+	if (src->engine != NULL)
+		queue_engine_bounce_counts(src->engine, delivery);
+	if (src->ingress != NULL)
+		ingress_report_stats(src->ingress, async);
+}
+
+static char *
+bounce_text(const struct control_sources *src, char *out)
+{
+	uint64_t delivery[CLASSIFY_CATEGORY_COUNT];
+	struct ingress_report_stats async;
+	char *next;
+
+	if (src->engine == NULL && src->ingress == NULL)
+		return out;
+	bounce_counts(src, delivery, &async);
+	next = xasprintf("%s# HELP drover_bounces_total Recipients bounced, by category: at "
+	                 "delivery (kind=\"delivery\") or reported later by a bounce "
+	                 "(kind=\"async\").\n# TYPE drover_bounces_total counter\n",
+	                 out);
+	free(out);
+	out = next;
+	for (unsigned c = 0; c < CLASSIFY_CATEGORY_COUNT; c++)
+		for (int k = 0; k < 2; k++) {
+			if ((k == 0 && src->engine == NULL) || (k == 1 && src->ingress == NULL))
+				continue;
+			next = xasprintf(
+			    "%sdrover_bounces_total{category=\"%s\",kind=\"%s\"} %llu\n", out,
+			    classify_category_name(c), k == 0 ? "delivery" : "async",
+			    (unsigned long long)(k == 0 ? delivery[c] : async.bounces[c]));
+			free(out);
+			out = next;
+		}
+	if (src->ingress == NULL)
+		return out;
+	next =
+	    xasprintf("%s# HELP drover_feedback_reports_total Feedback-loop complaints (ARF) "
+	              "read by the bounce listener.\n# TYPE drover_feedback_reports_total "
+	              "counter\ndrover_feedback_reports_total %llu\n"
+	              "# HELP drover_verp_forged_total Recipients refused by the bounce listener: "
+	              "a token that does not verify.\n# TYPE drover_verp_forged_total counter\n"
+	              "drover_verp_forged_total %llu\n"
+	              "# HELP drover_reports_unattributed_total Reports that no verified token "
+	              "ties to a message.\n# TYPE drover_reports_unattributed_total counter\n"
+	              "drover_reports_unattributed_total %llu\n",
+	              out, (unsigned long long)async.complaints, (unsigned long long)async.forged,
+	              (unsigned long long)async.unattributed);
+	free(out);
+	return next;
+}
+
+/* "bounces": {"delivery": {"bad-mailbox": 3, ...}, "async": {...}}, and the other three. */
+static void
+bounce_json(const struct control_sources *src, json_t *o)
+{
+	uint64_t delivery[CLASSIFY_CATEGORY_COUNT];
+	struct ingress_report_stats async;
+	json_t *b = json_object(), *d = json_object(), *a = json_object();
+
+	bounce_counts(src, delivery, &async);
+	for (unsigned c = 0; c < CLASSIFY_CATEGORY_COUNT; c++) {
+		json_object_set_new(d, classify_category_name(c),
+		                    json_integer((json_int_t)delivery[c]));
+		json_object_set_new(a, classify_category_name(c),
+		                    json_integer((json_int_t)async.bounces[c]));
+	}
+	json_object_set_new(b, "delivery", d);
+	json_object_set_new(b, "async", a);
+	json_object_set_new(o, "bounces", b);
+	json_object_set_new(o, "feedback_reports_total",
+	                    json_integer((json_int_t)async.complaints));
+	json_object_set_new(o, "verp_forged_total", json_integer((json_int_t)async.forged));
+	json_object_set_new(o, "reports_unattributed_total",
+	                    json_integer((json_int_t)async.unattributed));
+}
+
 char *
 control_metrics_text(const struct control_sources *src, double uptime_s)
 {
@@ -101,7 +263,7 @@ control_metrics_text(const struct control_sources *src, double uptime_s)
 		free(out);
 		out = next;
 	}
-	return out;
+	return webhook_text(src, bounce_text(src, out));
 }
 
 json_t *
@@ -118,5 +280,8 @@ control_status_json(const struct control_sources *src, double uptime_s)
 
 		json_object_set_new(o, m[i].name + strlen("drover_"), j);
 	}
+	if (src->webhooks != NULL)
+		json_object_set_new(o, "webhooks", webhook_json(src));
+	bounce_json(src, o);
 	return o;
 }

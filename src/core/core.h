@@ -72,6 +72,20 @@ void eventlog_write(struct eventlog *, const char *type, json_t *fields);
 void eventlog_reopen(struct eventlog *);
 /* Writes everything still queued, then closes. */
 void eventlog_close(struct eventlog *);
+/* A tap sees every record, in the order written, in batches, on the writer's thread (after
+ * the batch went to the file; with no file too): webhooks follow the log this way. A tap
+ * must return quickly (the next batch waits for it) and must not write to the log. It is
+ * added before the records it wants are written and never removed: its arg must outlive
+ * eventlog_close(), which hands it the last records. With no tap, nothing changes. */
+struct eventlog_record {
+	const char *type; /* "Delivery", as given to eventlog_write() */
+	const char *line; /* the JSON object, without the "\n" */
+	size_t len;
+};
+typedef void eventlog_tap_fn(void *arg, const struct eventlog_record *, size_t n);
+#define EVENTLOG_TAPS_MAX 8
+/* 0, or -1 when EVENTLOG_TAPS_MAX taps are set already. */
+int eventlog_add_tap(struct eventlog *, eventlog_tap_fn *, void *arg);
 
 /* The value 0-63 of a base64 digit (RFC 4648 §4), or -1 for any other octet. */
 int base64_value(unsigned char c);

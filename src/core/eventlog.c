@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct eventlog_line {
 	char *text; /* ends with "\n" */
 	size_t len;
 	struct eventlog_line *next;
+	char type[]; /* for the taps */
 };
 
 struct eventlog {
@@ -40,6 +42,12 @@ struct eventlog {
 	size_t queued;
 	uint64_t dropped;
 	struct eventlog_line *head, **tail;
+	/* Taps are only ever added: an entry is complete before ntaps counts it. */
+	struct {
+		eventlog_tap_fn *fn;
+		void *arg;
+	} taps[EVENTLOG_TAPS_MAX];
+	atomic_size_t ntaps;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	pthread_t thread;
@@ -58,22 +66,41 @@ eventlog_open_fd(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+/* The taps get what the file got, in the same slices. */
+static void
+eventlog_tap(struct eventlog *log, const struct iovec *iov, struct eventlog_line *const *lines,
+             int n)
+{
+	size_t ntaps = atomic_load(&log->ntaps);
+	struct eventlog_record recs[EVENTLOG_BATCH_MAX];
+
+	if (ntaps == 0)
+		return;
+	for (int i = 0; i < n; i++)
+		recs[i] =
+		    (struct eventlog_record){lines[i]->type, iov[i].iov_base, iov[i].iov_len - 1};
+	for (size_t t = 0; t < ntaps; t++)
+		log->taps[t].fn(log->taps[t].arg, recs, (size_t)n);
+}
+
 static void
 eventlog_flush(struct eventlog *log, struct eventlog_line *batch)
 {
 	struct iovec iov[EVENTLOG_BATCH_MAX];
-	struct eventlog_line *line, *next;
+	struct eventlog_line *line, *next, *lines[EVENTLOG_BATCH_MAX];
 	int n = 0;
 
 	for (line = batch; line != NULL; line = next) {
 		next = line->next;
 		iov[n].iov_base = line->text;
 		iov[n].iov_len = line->len;
+		lines[n] = line;
 		if (++n == EVENTLOG_BATCH_MAX || next == NULL) {
 			/* A short write on a regular file means the disk is full: the rest of
 			 * this batch is lost, and we say so once per batch. */
 			if (log->fd >= 0 && writev(log->fd, iov, n) < 0)
 				log_warn("event log %s: write: %s", log->path, strerror(errno));
+			eventlog_tap(log, iov, lines, n);
 			n = 0;
 		}
 	}
@@ -163,7 +190,7 @@ eventlog_write(struct eventlog *log, const char *type, json_t *fields)
 	json_t *record;
 	char stamp[40], *text;
 
-	if (log == NULL || log->fd < 0) {
+	if (log == NULL || (log->fd < 0 && atomic_load(&log->ntaps) == 0)) {
 		json_decref(fields);
 		return;
 	}
@@ -180,7 +207,8 @@ eventlog_write(struct eventlog *log, const char *type, json_t *fields)
 	if (text == NULL)
 		return;
 
-	line = xmalloc(sizeof(*line));
+	line = xmalloc(sizeof(*line) + strlen(type) + 1);
+	memcpy(line->type, type, strlen(type) + 1);
 	line->len = strlen(text) + 1;
 	line->text = xrealloc(text, line->len + 1);
 	line->text[line->len - 1] = '\n';
@@ -203,6 +231,24 @@ eventlog_write(struct eventlog *log, const char *type, json_t *fields)
 		pthread_cond_signal(&log->wake);
 	}
 	pthread_mutex_unlock(&log->lock);
+}
+
+int
+eventlog_add_tap(struct eventlog *log, eventlog_tap_fn *fn, void *arg)
+{
+	size_t n;
+
+	pthread_mutex_lock(&log->lock);
+	n = atomic_load(&log->ntaps);
+	if (n == EVENTLOG_TAPS_MAX) {
+		pthread_mutex_unlock(&log->lock);
+		return -1;
+	}
+	log->taps[n].fn = fn;
+	log->taps[n].arg = arg;
+	atomic_store(&log->ntaps, n + 1);
+	pthread_mutex_unlock(&log->lock);
+	return 0;
 }
 
 void

@@ -287,6 +287,8 @@ client_abort(struct delivery_client *c)
 	close_connection(c);
 	if (!c->established) {
 		c->cur++;
+		if (c->error.code == 421 && !c->error.local && c->stop_at_421)
+			c->cur = c->ntargets; /* every MX would say the same */
 		client_connect_next(c);
 		return;
 	}
@@ -985,6 +987,7 @@ delivery_client_new(struct event_base *base, const struct delivery_options *opts
 	_Static_assert(sizeof(struct delivery_timeouts) == 11 * sizeof(unsigned),
 	               "delivery_timeouts holds only unsigned members");
 	c->to = opts->timeouts;
+	c->stop_at_421 = opts->stop_at_421;
 	to = (unsigned *)&c->to;
 	def = (const unsigned *)&defaults;
 	for (size_t i = 0; i < sizeof(c->to) / sizeof(unsigned); i++)

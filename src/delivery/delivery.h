@@ -127,6 +127,9 @@ struct delivery_options {
 	/* Borrowed, must outlive the client. NULL: no TLS at all (opportunistic then means in
 	 * clear; a required policy is refused by delivery_client_new). */
 	const struct delivery_tls_ctx *tls_ctx;
+	/* A 421 before the session is established means "back off" (the provider speaks for
+	 * every MX host): no other candidate is tried. false: the next candidate (a busy host). */
+	bool stop_at_421;
 };
 
 /* A candidate address: the MX host's name (for results and logs) and an IPv4 or IPv6
@@ -156,6 +159,9 @@ struct delivery_message {
 	 * is sent as CRLF; a missing final CRLF is added. */
 	struct evbuffer *body;
 	void *arg; /* the caller's */
+	/* The envelope sender for MAIL FROM, when it is not env->sender: a VERP return path
+	 * (docs/feedback.md). NULL: env->sender. */
+	const char *return_path;
 };
 
 enum delivery_status {

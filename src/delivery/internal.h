@@ -128,6 +128,7 @@ struct delivery_client {
 	socklen_t source_len; /* 0: no source address */
 	int source_errno;     /* bind() to source failed with this: nothing else is tried */
 	struct delivery_timeouts to;
+	bool stop_at_421; /* delivery_options.stop_at_421 */
 	enum delivery_tls_policy tls_policy;
 	const struct delivery_tls_ctx *tls_ctx; /* NULL: no TLS */
 	struct client_tls tls;

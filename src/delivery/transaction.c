@@ -176,7 +176,8 @@ txn_check(struct delivery_client *c)
 			decide(t, i, DELIVERY_BOUNCED, DELIVERY_PHASE_RCPT, &d);
 		}
 	}
-	if (!wire_safe(env->sender, SMTP_PATH_MAX * 4) ||
+	if (!wire_safe(t->msg->return_path != NULL ? t->msg->return_path : env->sender,
+	               SMTP_PATH_MAX * 4) ||
 	    (env->envid != NULL && !wire_safe(env->envid, SMTP_ENVID_MAX * 3))) {
 		decide_all_local(t, DELIVERY_BOUNCED, DELIVERY_PHASE_MAIL, 553, "5.1.7",
 		                 "sender address unusable on a command line");
@@ -254,7 +255,8 @@ send_mail(struct delivery_client *c)
 	const struct envelope *env = t->msg->env;
 	struct evbuffer *out = client_output(c);
 
-	evbuffer_add_printf(out, "MAIL FROM:<%s>", env->sender);
+	evbuffer_add_printf(out, "MAIL FROM:<%s>",
+	                    t->msg->return_path != NULL ? t->msg->return_path : env->sender);
 	if (c->ehlo.size) /* RFC 1870: the content's size, before stuffing */
 		evbuffer_add_printf(out, " SIZE=%zu", evbuffer_get_length(t->msg->body));
 	/* Without 8BITMIME an 8-bit message goes as is (see delivery.h). */

@@ -122,6 +122,8 @@ transaction_reset(struct session *s)
 		spool_message_abort(t->msg);
 	if (t->body != NULL)
 		evbuffer_free(t->body);
+	if (t->report != NULL)
+		evbuffer_free(t->report);
 	dkim_signing_end(t->sign);
 	auth_verify_free(t->verify);
 	free(t->auth_results);
@@ -250,7 +252,8 @@ cmd_mail(struct session *s, const struct smtp_command *cmd)
 		       (unsigned long long)s->cfg->smtp.max_message_size);
 		return;
 	}
-	if (s->listener->role != ROLE_MX && s->auth_user == NULL) {
+	if (s->listener->role != ROLE_MX && s->listener->role != ROLE_BOUNCE &&
+	    s->auth_user == NULL) {
 		refuse(s, "MAIL", path.mailbox, false, "530 5.7.0 Error: authentication required");
 		return;
 	}
@@ -308,7 +311,10 @@ cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		       path.mailbox);
 		return;
 	}
-	if (!s->relay_allowed) {
+	if (s->listener->role == ROLE_BOUNCE) {
+		if (!reports_rcpt(s, &path)) /* the bounce domain only; tokens verified */
+			return;
+	} else if (!s->relay_allowed) {
 		refuse(s, "RCPT", path.mailbox, true, "554 5.7.1 <%s>: Relay access denied",
 		       path.mailbox);
 		return;

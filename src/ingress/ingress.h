@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "classify/classify.h"
+
 struct config;
 struct event_base;
 struct eventlog;
@@ -40,6 +42,11 @@ struct ingress *ingress_start(struct event_base *base, const struct config *cfg,
  * ingress_open(); it must outlive the ingress. */
 struct suppress;
 void ingress_set_suppression(struct ingress *, struct suppress *);
+/* The bounce rules the bounce listener classifies bounces with, as reloaded (SIGHUP; the
+ * engine's slot). Before ingress_open(); it must outlive the ingress. No-op without a bounce
+ * listener. */
+struct classify_slot;
+void ingress_set_bounce_rules(struct ingress *, struct classify_slot *);
 
 /* The listeners start accepting connections (the kernel has queued them meanwhile). */
 void ingress_open(struct ingress *);
@@ -56,6 +63,15 @@ struct ingress_stats {
 	uint64_t messages_rejected;
 };
 void ingress_stats(struct ingress *, struct ingress_stats *);
+
+/* The bounce listener's counters since start (all 0 without one). */
+struct ingress_report_stats {
+	uint64_t bounces[CLASSIFY_CATEGORY_COUNT]; /* failed recipients of bounces, by category */
+	uint64_t complaints;                       /* feedback (ARF) reports */
+	uint64_t forged;                           /* RCPTs refused: a token that does not verify */
+	uint64_t unattributed;                     /* reports no verified token ties to a message */
+};
+void ingress_report_stats(struct ingress *, struct ingress_report_stats *);
 
 /* Re-reads every DKIM key file (SIGHUP): a key that cannot be read is not used until a
  * later reload succeeds, and dkim.on_key_error says what its messages get. Returns how many

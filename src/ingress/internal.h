@@ -16,6 +16,7 @@
 #include "access/access.h"
 #include "auth/auth.h"
 #include "ingress/ingress.h"
+#include "route/route.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
 
@@ -94,6 +95,14 @@ struct transaction {
 	bool from_checked;  /* the header From was checked against the user's domains */
 	unsigned ndropped;  /* recipients accepted and dropped (suppressed, at_reception = drop) */
 	const char *from_refusal; /* the 553 for a From the user may not use, NULL if fine */
+	struct evbuffer *report;  /* bounce listener: the message, kept to be read (reports.c) */
+	/* Classification (classify.c): done once the header section is in, before any of it
+	 * leaves for the spool, the signer or the checks. */
+	bool classified;
+	size_t classify_seen;         /* octets of content when it was last looked for */
+	const char *classify_refusal; /* the reply at the end of data, NULL if none */
+	char classify_reply[192];
+	struct route_result route;
 };
 
 struct session {
@@ -156,6 +165,8 @@ struct ingress {
 	struct dkim_signing *signing; /* the DKIM keys (signing.c) */
 	struct tls_server *tls;       /* the certificates (tls.c), NULL: no TLS */
 	struct suppress *suppress;    /* checked at RCPT; NULL: none */
+	struct reports *reports;      /* the bounce listener's (reports.c); NULL: none */
+	struct route_rules *routing;  /* classification rules, compiled (classify.c) */
 	/* AUTH and limits (auth.c) */
 	pthread_mutex_t users_lock;
 	struct access_users *users; /* under users_lock; NULL: no AUTH */
@@ -241,5 +252,29 @@ void message_data_start(struct session *);
 void message_bdat_start(struct session *, const char *args);
 /* Feeds input in S_DATA / S_BDAT; returns false if the session must stop reading now. */
 bool message_feed(struct session *, struct evbuffer *input);
+
+/* classify.c: the message's stream, tenant, campaign and pool (docs/routing.md).
+ * header: called before content leaves the body buffer (final: the data has ended);
+ * classifies once the header section is complete (removing the X-Drover-* fields from the
+ * buffered octets first) or over ROUTE_HEADERS_MAX (then refused at the end). false: hold
+ * the buffer, the section is still arriving. finish: at the end of data, the reply that
+ * refuses the message, or NULL after the recipients suppressed for its tenant are dropped.
+ * envelope, record: the result into the envelope and the Reception record. */
+bool classify_header(struct session *, bool final);
+const char *classify_finish(struct session *);
+void classify_envelope(const struct transaction *, struct envelope *);
+void classify_record(const struct transaction *, struct ingress *, json_t *);
+
+/* reports.c: the bounce listener (role "bounce"). init: none without such a listener; 0, or
+ * -1 with err. rcpt: true if the recipient is taken (the caller adds it), false if refused
+ * (replied). begin: instead of a spool message, t->report; keep: the body scanned so far
+ * into t->report, bounded; finish: after the scanner's verdict, read, log, suppress, reply. */
+struct smtp_path;
+int reports_init(struct ingress *, char *err, size_t errlen);
+void reports_free(struct ingress *);
+bool reports_rcpt(struct session *, const struct smtp_path *);
+void reports_begin(struct session *, bool dot_mode);
+void reports_keep(struct session *);
+void reports_finish(struct session *);
 
 #endif

@@ -55,6 +55,10 @@ message_begin(struct session *s, bool dot_mode)
 	bool allow_8bit = t->mail.body != SMTP_BODY_7BIT || t->mail.smtputf8 ||
 	                  !lim->reject_8bit_without_8bitmime;
 
+	if (s->listener->role == ROLE_BOUNCE) { /* read, never queued (reports.c) */
+		reports_begin(s, dot_mode);
+		return;
+	}
 	t->msg = spool_message_begin(s->worker->ingress->spool, s->worker->mailbox);
 	t->body = evbuffer_new();
 	message_add_received(s);
@@ -253,6 +257,7 @@ message_accepted(struct session *s)
 	    .rcpt = t->rcpt,
 	};
 	strlcpy_s(env.id, t->id, sizeof(env.id));
+	classify_envelope(t, &env);
 	hooks->accepted(hooks->arg, &env);
 }
 
@@ -295,6 +300,7 @@ message_commit_done(void *arg, enum spool_status status)
 			json_object_set_new(f, "authentication_results",
 			                    json_string(t->auth_results));
 		json_object_set_new(f, "reply", json_string(reply));
+		classify_record(t, w->ingress, f);
 		eventlog_write(w->ingress->log, "Reception", f);
 	} else {
 		log_error("session %llu: spool commit of %s failed: %s", (unsigned long long)s->id,
@@ -357,6 +363,7 @@ message_commit(struct session *s)
 	    .headers = headers,
 	};
 	strlcpy_s(t->id, spool_message_id(msg), sizeof(t->id));
+	classify_envelope(t, &env);
 	/* The spool owns the message from here and always calls back, even if the client
 	 * leaves meanwhile: the session stays alive for that callback. */
 	t->msg = NULL;
@@ -396,10 +403,19 @@ static void
 message_finish(struct session *s)
 {
 	struct transaction *t = &s->txn;
+	const char *refusal;
 
 	if (t->scan.violations != 0) {
 		const char *reply = message_violation_reply(t->scan.violations);
 		message_refuse(s, reply);
+		return;
+	}
+	if (t->report != NULL) {
+		reports_finish(s);
+		return;
+	}
+	if ((refusal = classify_finish(s)) != NULL) { /* classify.c */
+		message_refuse(s, refusal);
 		return;
 	}
 	if (t->nrcpt == 0) {
@@ -460,6 +476,8 @@ message_scan(struct session *s, struct evbuffer *in, size_t limit, int *done)
 		used += body_scanner_feed(&t->scan, v[i].iov_base, len, t->body, done);
 	}
 	evbuffer_drain(in, used);
+	if (t->report != NULL) /* the bounce listener keeps it in memory, bounded */
+		reports_keep(s);
 	return used;
 }
 
@@ -517,7 +535,7 @@ message_feed(struct session *s, struct evbuffer *in)
 	}
 	/* Hand a full chunk to the spool and wait for it before reading more. */
 	if (t->body != NULL && t->scan.violations == 0 &&
-	    evbuffer_get_length(t->body) >= SPOOL_CHUNK_SIZE) {
+	    evbuffer_get_length(t->body) >= SPOOL_CHUNK_SIZE && classify_header(s, false)) {
 		t->chunk_in_flight = true;
 		session_read_pause(s);
 		message_auth_feed(t);

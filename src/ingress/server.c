@@ -224,6 +224,8 @@ workers_free(struct ingress *in)
 	dkim_signing_free(in->signing);
 	tls_server_free(in->tls);
 	auth_server_free(in);
+	reports_free(in);
+	route_rules_free(in->routing);
 	dmarc_psl_free(in->psl);
 	free(in);
 }
@@ -243,6 +245,9 @@ ingress_start(struct event_base *base, const struct config *cfg, struct spool *s
 	in->clients = client_table_new();
 	if (auth_server_init(in, err, errlen) < 0)
 		goto fail;
+	if (reports_init(in, err, errlen) < 0)
+		goto fail;
+	in->routing = route_rules_new(cfg); /* classification (classify.c) */
 	if (cfg->ntls_certificates > 0) {
 		in->tls = tls_server_new(cfg, err, errlen);
 		if (in->tls == NULL)

@@ -5,9 +5,12 @@
  * computed as the engine computes it (engine_queue_add: the stream, and the pool
  * config_message_pool gives), from the same configuration file.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -21,6 +24,9 @@
 
 /* Groups in a summary before the table doubles (a power of two). */
 #define SUMMARY_BUCKETS_MIN 256
+/* The running server's answer about its adaptive state: how long to wait, how much to read. */
+#define CONTROL_TIMEOUT_MS 2000
+#define CONTROL_REPLY_MAX  (4 << 20)
 
 static void
 format_age(uint64_t secs, char *buf, size_t size)
@@ -373,6 +379,130 @@ summary_print_totals(struct group **g, size_t n, bool by_pool)
 	}
 }
 
+/* ---- The running server's adaptive state (GET /api/v1/shaping) ---- */
+
+/* A blocking HTTP/1.0 GET to the control plane, bounded in time and size: the CLI has no loop
+ * to keep free. The body, or NULL (not running, no control plane, refused). */
+static char *
+control_get(const struct config *cfg, const char *path)
+{
+	struct pollfd pfd;
+	char *buf = NULL, *body;
+	size_t len = 0, cap = 0;
+	uint64_t end = time_mono_us() + (uint64_t)CONTROL_TIMEOUT_MS * 1000;
+	int fd, rc;
+	char req[1024];
+
+	if (cfg->control.address == NULL || cfg->control.address[0] == '\0')
+		return NULL;
+	fd = socket(cfg->control.sockaddr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return NULL;
+	rc = connect(fd, (const struct sockaddr *)&cfg->control.sockaddr, cfg->control.socklen);
+	if (rc < 0 && errno != EINPROGRESS)
+		goto fail;
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n%s%s%sConnection: close\r\n\r\n", path,
+	         cfg->control.token != NULL && cfg->control.token[0] != '\0'
+	             ? "Authorization: Bearer "
+	             : "",
+	         cfg->control.token != NULL ? cfg->control.token : "",
+	         cfg->control.token != NULL && cfg->control.token[0] != '\0' ? "\r\n" : "");
+	pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+	if (poll(&pfd, 1, CONTROL_TIMEOUT_MS) != 1 || send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
+		goto fail;
+	for (;;) {
+		uint64_t now = time_mono_us();
+		ssize_t n;
+
+		if (now >= end)
+			goto fail;
+		pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, (int)((end - now) / 1000) + 1) != 1)
+			goto fail;
+		if (len + 4096 + 1 > cap) {
+			if (cap >= CONTROL_REPLY_MAX)
+				goto fail;
+			cap = cap ? 2 * cap : 8192;
+			buf = xrealloc(buf, cap);
+		}
+		n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (buf == NULL)
+		return NULL;
+	buf[len] = '\0';
+	if (strncmp(buf, "HTTP/1.", 7) != 0 || strncmp(buf + 8, " 200", 4) != 0 ||
+	    (body = strstr(buf, "\r\n\r\n")) == NULL) {
+		free(buf);
+		return NULL;
+	}
+	memmove(buf, body + 4, len - (size_t)(body + 4 - buf) + 1);
+	return buf;
+fail:
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+/* The adaptive actions in force, after the table; or why they cannot be shown. */
+static void
+summary_print_shaping(const struct config *cfg, bool json)
+{
+	char *body = control_get(cfg, "/api/v1/shaping");
+	json_t *o = body != NULL ? json_loads(body, 0, NULL) : NULL;
+	json_t *list = o != NULL ? json_object_get(o, "actions") : NULL;
+	size_t i;
+	json_t *a;
+
+	free(body);
+	if (json) {
+		json_t *line = json_object();
+		char *text;
+
+		json_object_set_new(line, "adaptive_actions",
+		                    json_is_array(list) ? json_incref(list) : json_null());
+		text = json_dumps(line, JSON_COMPACT);
+		puts(text);
+		free(text);
+		json_decref(line);
+		json_decref(o);
+		return;
+	}
+	if (!json_is_array(list)) {
+		printf(
+		    "\nadaptive actions: unknown (the server is not running, or its control plane "
+		    "is off or refused)\n");
+		json_decref(o);
+		return;
+	}
+	printf("\n%zu adaptive action%s in force\n", json_array_size(list),
+	       json_array_size(list) == 1 ? "" : "s");
+	json_array_foreach(list, i, a)
+	{
+		const char *src = json_string_value(json_object_get(a, "source"));
+
+		printf("  %-16s %-18s %-24s %-14s until %s  (rule %s, %s:%lld)\n",
+		       json_string_value(json_object_get(a, "action")),
+		       json_string_value(json_object_get(a, "dest")),
+		       src != NULL && src[0] != '\0' ? src : "(every source)",
+		       json_string_value(json_object_get(a, "provider")) != NULL
+		           ? json_string_value(json_object_get(a, "provider"))
+		           : "-",
+		       json_string_value(json_object_get(a, "ends")),
+		       json_string_value(json_object_get(a, "rule")),
+		       json_string_value(json_object_get(a, "file")),
+		       (long long)json_integer_value(json_object_get(a, "line")));
+	}
+	json_decref(o);
+}
+
 int
 queue_cli_summary(const struct config *cfg, struct spool *sp, bool json)
 {
@@ -413,6 +543,8 @@ queue_cli_summary(const struct config *cfg, struct spool *sp, bool json)
 		printf("\n%llu message%s in %zu queue%s\n", (unsigned long long)c.messages,
 		       c.messages == 1 ? "" : "s", n, n == 1 ? "" : "s");
 	}
+	if (rc == 0)
+		summary_print_shaping(cfg, json);
 	for (size_t i = 0; i < n; i++) {
 		free(list[i]->lane);
 		free(list[i]->stream);

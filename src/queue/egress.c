@@ -149,6 +149,33 @@ egress_pick(struct egress *g, const struct pool_conf *p, const char *dest, uint6
 	return best == SIZE_MAX ? -1 : (long)p->members[best].source;
 }
 
+long
+egress_pick_filtered(struct egress *g, const struct pool_conf *p, const char *dest, uint64_t now_us,
+                     bool consume, bool (*usable)(void *, size_t), void *arg)
+{
+	unsigned weight[p->nmembers > 0 ? p->nmembers : 1];
+	bool ok[p->nmembers > 0 ? p->nmembers : 1];
+	int64_t scratch[p->nmembers > 0 ? p->nmembers : 1];
+	struct egress_rr *rr;
+	size_t best;
+
+	if (p->nmembers == 0)
+		return -1;
+	for (size_t i = 0; i < p->nmembers; i++) {
+		weight[i] = p->members[i].weight;
+		ok[i] = egress_source_up(g, p->members[i].source, now_us) &&
+		        usable(arg, p->members[i].source);
+	}
+	rr = rr_state(g, p, dest);
+	if (consume)
+		best = egress_wrr_pick(rr->cur, weight, ok, p->nmembers);
+	else {
+		memcpy(scratch, rr->cur, p->nmembers * sizeof(scratch[0]));
+		best = egress_wrr_pick(scratch, weight, ok, p->nmembers);
+	}
+	return best == SIZE_MAX ? -1 : (long)p->members[best].source;
+}
+
 bool
 egress_source_up(const struct egress *g, size_t source, uint64_t now_us)
 {

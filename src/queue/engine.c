@@ -322,9 +322,14 @@ engine_queue_add(struct queue_engine *e, const char *id, uint64_t received_us, c
                  unsigned attempts)
 {
 	const struct pool_conf *p = config_message_pool(e->cfg, pool, stream, tenant, domain);
-	struct queue_lane lane = {.site = domain, .via = p != NULL ? p->name : NULL};
-	char name[QUEUE_LANE_NAME_MAX];
+	struct queue_lane lane = {.via = p != NULL ? p->name : NULL};
+	char name[QUEUE_LANE_NAME_MAX], site[SHAPE_DEST_MAX + 1];
 	unsigned cls = 0;
+
+	/* The site is where shaping counts: the domain's provider (every Gmail and Workspace
+	 * domain at one window), or the domain. */
+	engine_shape_site(e, domain, p, site, sizeof(site), &lane.max_window);
+	lane.site = site;
 
 	/* A stream this configuration does not know (the spool was written under another) is
 	 * "default"'s. */
@@ -442,6 +447,7 @@ engine_free(struct queue_engine *e)
 		event_free(e->timer);
 	if (e->grace != NULL)
 		event_free(e->grace);
+	engine_shape_stop(e); /* its timer, before the loop goes */
 	if (e->dns != NULL)
 		dns_resolver_free(e->dns);
 	if (e->q != NULL)
@@ -495,6 +501,8 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	                  ? classify_load(d->bounce_rules, CLASSIFY_DEF_CACHE_ENTRIES, err, errlen)
 	                  : classify_builtin(CLASSIFY_DEF_CACHE_ENTRIES, err, errlen);
 	if (e->classify == NULL)
+		goto fail;
+	if (engine_shape_start(e, err, errlen) < 0)
 		goto fail;
 	if (engine_verp_init(e, err, errlen) < 0)
 		goto fail;

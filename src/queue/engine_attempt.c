@@ -74,6 +74,7 @@ take(struct attempt *a, struct queue_item **items, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = job_new(a->e, a, items[i]);
 
+		j->has_retry = engine_shape_retry(a, &j->retry);
 		attach(a, j);
 		job_load(j);
 	}
@@ -123,6 +124,9 @@ attempt_maybe_free(struct attempt *a)
 	if (a->next != NULL)
 		a->next->prev = a->prev;
 	targets_free(a);
+	engine_shape_attempt_free(a);
+	if (a->end_timer != NULL)
+		event_free(a->end_timer);
 	free(a->domain);
 	free(a);
 	e->nattempts--;
@@ -209,10 +213,13 @@ attempt_pump(struct attempt *a)
 	j = pick(a);
 	if (j == NULL)
 		return;
+	if (!engine_shape_may_send(a))
+		return; /* a timer resumes it, or the connection ends */
 	if (a->client == NULL) {
 		struct delivery_options o = e->dopts;
 
 		o.tls = a->tls;
+		engine_shape_options(a, &o);
 		if (a->source >= 0) {
 			const struct source_conf *src = &e->cfg->sources[a->source];
 
@@ -263,9 +270,9 @@ refill_pooled(struct attempt *a, size_t want)
 	struct queue_item *it;
 	size_t got = 0;
 
-	while (got < want && egress_pick(e->egress, a->pool, a->domain, now, false) == a->source &&
+	while (got < want && engine_shape_pick(a, now, false, NULL) == a->source &&
 	       queue_take_more(e->q, a->dest, now, &it, 1) == 1) {
-		(void)egress_pick(e->egress, a->pool, a->domain, now, true);
+		(void)engine_shape_pick(a, now, true, NULL);
 		a->idle = false;
 		take(a, &it, 1);
 		got++;
@@ -285,7 +292,7 @@ yield_slot(struct attempt *a)
 
 	if (a->over || !a->idle || a->njobs > 0 || a->client == NULL || a->dest == NULL)
 		return;
-	turn = egress_pick(e->egress, a->pool, a->domain, time_now_us(), false);
+	turn = engine_shape_pick(a, time_now_us(), false, NULL);
 	if (turn < 0 || turn == a->source)
 		return;
 	for (struct attempt *b = e->attempts; b != NULL; b = b->next)
@@ -333,10 +340,11 @@ attempt_refill(struct attempt *a)
 	struct queue_item *items[ENGINE_PREFETCH];
 	size_t room, left, n;
 
-	if (a->over || e->stopping || a->njobs >= ENGINE_PREFETCH || a->taken >= e->max_messages)
+	if (a->over || e->stopping || a->njobs >= ENGINE_PREFETCH ||
+	    a->taken >= engine_max_messages(a) || a->ending)
 		return;
 	room = ENGINE_PREFETCH - a->njobs;
-	left = e->max_messages - a->taken;
+	left = engine_max_messages(a) - a->taken;
 	if (a->pool != NULL) {
 		if (a->source >= 0 && refill_pooled(a, room < left ? room : left) > 0)
 			egress_wake(e, a->dest);
@@ -363,10 +371,15 @@ on_next(void *arg, struct delivery_client *c)
 		return NULL;
 	attempt_refill(a);
 	j = pick(a);
-	if (j != NULL)
+	if (j != NULL) {
+		if (!engine_shape_may_send(a))
+			return NULL; /* the rate timer sends it (attempt_resume) */
 		return commit(a, j);
+	}
 	if (a->njobs == 0) {
-		if (a->taken >= a->e->max_messages)
+		/* Done, or its slot is wanted by higher-priority mail at the site (a stream's). */
+		if (a->taken >= engine_max_messages(a) || a->ending ||
+		    (a->dest != NULL && queue_dest_yields(a->e->q, a->dest)))
 			delivery_client_close(c);
 		else {
 			a->idle = true; /* the dispatcher may give it more (engine_dispatch) */
@@ -417,6 +430,30 @@ site_answered(struct attempt *a, const struct delivery_result *r)
 		engine_kick(e); /* the window may let another connection start now */
 }
 
+/* What the receiver said goes to the adaptive rules: the transaction's first failure once
+ * (a 421 at RCPT repeats for every recipient; counting it per recipient would trip an "N in
+ * period" trigger with one message), a delivery as a success. */
+static void
+shape_saw(struct attempt *a, const struct delivery_result *r)
+{
+	bool delivered = false;
+
+	for (size_t i = 0; i < r->nrcpt; i++) {
+		const struct delivery_rcpt_result *rr = &r->rcpt[i];
+
+		if (rr->status == DELIVERY_DELIVERED) {
+			delivered = true;
+			continue;
+		}
+		if (!rr->reply.local) {
+			engine_shape_reply(a, rr->reply.code, rr->reply.status, rr->reply.text);
+			return;
+		}
+	}
+	if (delivered)
+		engine_shape_delivered(a);
+}
+
 static void
 on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 {
@@ -435,6 +472,7 @@ on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 		return;
 	}
 	site_answered(a, r);
+	shape_saw(a, r);
 	if (r->reused)
 		atomic_fetch_add(&a->e->st_reused, 1);
 	for (size_t i = 0; i < r->nrcpt && off + i < j->nr; i++) {
@@ -516,6 +554,9 @@ on_closed(void *arg, struct delivery_client *c, const struct delivery_session *s
 	           egress_source_worked(a->e->egress, (size_t)a->source))
 		log_info("delivery: source \"%s\" (%s) is up again",
 		         a->e->cfg->sources[a->source].name, a->e->cfg->sources[a->source].address);
+	if (!s->established && s->tried > 0 && s->error != NULL && s->source_errno == 0)
+		engine_shape_reply(a, s->error->local ? 0 : s->error->code, s->error->status,
+		                   s->error->text);
 	if (s->established)
 		atomic_fetch_add(&a->e->st_connections_ok, 1);
 	else if (s->tried > 0 && s->error != NULL)
@@ -558,19 +599,60 @@ on_tls_fallback(void *arg, struct delivery_client *c, const char *host, const ch
 
 /* ---- Lifecycle ---- */
 
+const char *
+engine_lane_domain(const char *lane)
+{
+	const char *at = strrchr(lane, '@');
+
+	return at != NULL ? at + 1 : lane;
+}
+
+/* Shaping says no connection now: the items go back untried, the lane waits until when, and
+ * the slot is given back. Nothing was attempted, so nothing counts against the site. */
+static void
+attempt_refused(struct attempt *a, struct queue_item **items, size_t n, uint64_t when)
+{
+	struct queue_engine *e = a->e;
+	uint64_t now = time_now_us();
+
+	for (size_t i = 0; i < n; i++)
+		queue_item_done(e->q, items[i], QUEUE_UNTRIED, now, NULL);
+	queue_hold(e->q, a->dest, when, now);
+	queue_release(e->q, a->dest, QUEUE_CONN_NONE, now);
+	engine_shape_attempt_free(a);
+	free(a->domain);
+	free(a);
+	engine_kick(e);
+}
+
 struct attempt *
 attempt_new(struct queue_engine *e, struct queue_dest *dest, struct queue_item **items, size_t n)
 {
 	struct attempt *a = xcalloc(1, sizeof(*a));
+	uint64_t now = time_now_us(), when = UINT64_MAX;
+	enum shape_verdict v = SHAPE_GO;
 
 	a->e = e;
 	a->dest = dest;
-	a->domain = xstrdup(queue_dest_site(dest));
+	a->domain = xstrdup(engine_lane_domain(queue_dest_name(dest)));
 	a->tls = engine_tls_policy(e, a->domain);
 	a->source = -1;
 	a->pool = config_pool(e->cfg, queue_dest_via(dest));
 	if (a->pool != NULL)
-		a->source = egress_pick(e->egress, a->pool, a->domain, time_now_us(), true);
+		a->source = engine_shape_pick(a, now, true, &when);
+	if (a->pool != NULL && a->source < 0 && when != UINT64_MAX) {
+		/* Sources are up, but shaping holds each back (suspended, capped for today, out of
+		 * connection tokens): the lane waits for the first of them. */
+		attempt_refused(a, items, n, when);
+		return NULL;
+	}
+	if (a->pool == NULL || a->source >= 0)
+		v = engine_shape_admit(a, now, &when);
+	if (v != SHAPE_GO) {
+		log_debug("delivery: %s: no connection now (%s)", a->domain, shape_verdict_name(v));
+		attempt_refused(a, items, n, when);
+		return NULL;
+	}
 	a->started_mono = time_mono_us();
 	a->next = e->attempts;
 	if (e->attempts != NULL)
@@ -592,8 +674,65 @@ attempt_new(struct queue_engine *e, struct queue_dest *dest, struct queue_item *
 		attempt_targets_done(a);
 		return NULL; /* may be freed already */
 	}
+	if (engine_shape_bounce(a, now)) {
+		/* An adaptive rule bounces what is queued here (docs/shaping.md). */
+		a->tstate = T_FAILED;
+		a->fail_fate = R_BOUNCED;
+		a->fail_code = 550;
+		strlcpy_s(a->fail_status, "5.7.1", sizeof(a->fail_status));
+		a->fail_text =
+		    xasprintf("bounced without a connection: an adaptive rule bounces the "
+		              "mail queued for %s",
+		              a->sp.dest);
+		attempt_targets_done(a);
+		return NULL;
+	}
 	targets_resolve(a);
 	return a;
+}
+
+void
+attempt_resume(struct attempt *a)
+{
+	if (a->over || a->inflight)
+		return;
+	/* Not connected yet (the first message waited), or connected and idle. */
+	if (a->client == NULL || delivery_client_idle(a->client))
+		attempt_pump(a);
+}
+
+/* Not connected yet: ended from the loop, not from inside whatever called attempt_end_soon
+ * (which may still use the attempt). */
+static void
+on_end_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct attempt *a = arg;
+
+	(void)fd;
+	(void)what;
+	if (a->over)
+		return;
+	if (a->client != NULL) {
+		delivery_client_close(a->client);
+		return;
+	}
+	targets_cancel(a);
+	attempt_over(a, QUEUE_CONN_NONE);
+}
+
+void
+attempt_end_soon(struct attempt *a)
+{
+	if (a->over || a->ending)
+		return;
+	a->ending = true;
+	if (a->client != NULL) {
+		delivery_client_close(a->client); /* QUIT after what is in flight; on_closed */
+		return;
+	}
+	if (a->end_timer == NULL)
+		a->end_timer = evtimer_new(a->e->base, on_end_timer, a);
+	event_active(a->end_timer, EV_TIMEOUT, 1);
 }
 
 void

@@ -21,6 +21,7 @@
 #include "delivery/delivery.h"
 #include "dns/dns.h"
 #include "classify/classify.h"
+#include "shape/shape.h"
 #include "queue/queue.h"
 #include "spool/spool.h"
 
@@ -110,6 +111,9 @@ struct job {
 	struct delivery_message *txn; /* transactions: slices of ridx */
 	size_t ntxn, next_txn, done_txn;
 	uint64_t started_mono; /* first transaction handed to the client */
+	/* The attempt's retry schedule when shaping sets one (engine_shape_retry). */
+	bool has_retry;
+	struct retry_schedule retry;
 
 	/* Finishing. */
 	enum queue_outcome outcome;
@@ -158,13 +162,22 @@ struct attempt {
 	 * from (index into cfg->sources); NULL and -1 without a pool. */
 	const struct pool_conf *pool;
 	long source;
+	/* Shaping (engine_shape.c): the settings for this source and destination, found when
+	 * the connection was admitted; shaped false without rules. */
+	struct shape_params sp;
+	bool shaped;
+	bool shape_slot;          /* a shaping connection slot is held */
+	bool rate_wait;           /* waiting for the next message's rate token */
+	struct event *rate_timer; /* ... on this */
 	struct delivery_client *client;
-	bool inflight;  /* a transaction is with the client */
-	bool over;      /* the connection is over (closed, failed, or never to be): released */
-	bool idle;      /* the client waits for work (next() found none) */
-	bool fed_back;  /* queue_feedback(QUEUE_CONN_OK) given at the first answer */
-	unsigned taken; /* jobs taken for this connection (max_messages_per_connection) */
-	unsigned busy;  /* walking the job list: do not free */
+	bool inflight; /* a transaction is with the client */
+	bool over;     /* the connection is over (closed, failed, or never to be): released */
+	bool idle;     /* the client waits for work (next() found none) */
+	bool ending;   /* shaping said stop: QUIT after what is in flight */
+	struct event *end_timer; /* ... from the loop, when not connected yet */
+	bool fed_back;           /* queue_feedback(QUEUE_CONN_OK) given at the first answer */
+	unsigned taken;          /* jobs taken for this connection (max_messages_per_connection) */
+	unsigned busy;           /* walking the job list: do not free */
 	struct job *jobs, *jobs_tail; /* unfinished jobs, in the order taken */
 	unsigned njobs;
 	struct job *current; /* the job whose transaction is in flight or continues next */
@@ -223,6 +236,16 @@ struct queue_engine {
 	const char **class_names; /* into cfg->streams, and "default" */
 	unsigned nclasses;
 	bool waking; /* in egress_wake(): not again from inside it */
+	/* Shaping (engine_shape.c); NULL without rules (delivery.shaping = "none"). */
+	struct shape_rules *shape_rules;
+	struct shape_state *shape;
+	struct event *shape_timer; /* the next end of an adaptive action */
+	/* The active adaptive actions as JSON, for the control API (any thread, under the lock);
+	 * made again at each start, extension and end. */
+	pthread_mutex_t shape_lock;
+	bool shape_lock_made;
+	char *shape_snapshot;
+	struct provider_cache *providers;
 
 	/* State (engine thread only). */
 	struct attempt *attempts;
@@ -265,6 +288,9 @@ void egress_free(struct egress *);
 long egress_pick(struct egress *, const struct pool_conf *, const char *dest, uint64_t now_us,
                  bool consume);
 bool egress_source_up(const struct egress *, size_t source, uint64_t now_us);
+/* egress_pick among the sources for which usable(arg, source) is true as well. */
+long egress_pick_filtered(struct egress *, const struct pool_conf *, const char *dest,
+                          uint64_t now_us, bool consume, bool (*usable)(void *, size_t), void *arg);
 /* Binding the source failed: down for EGRESS_SOURCE_RETRY_S. True if it was up (log it). */
 bool egress_source_failed(struct egress *, size_t source, uint64_t now_us);
 /* A connection from the source reached a server: up. True if it was down (log it). */
@@ -290,6 +316,37 @@ void engine_domain(const char *address, char *buf, size_t size);
 /* The TLS policy for mail to a domain (route, domain section, delivery.tls). */
 enum delivery_tls_policy engine_tls_policy(const struct queue_engine *, const char *domain);
 
+/* engine_shape.c */
+int engine_shape_start(struct queue_engine *, char *err, size_t errlen);
+void engine_shape_stop(struct queue_engine *);
+/* The rules' provider for a domain: named by the rules, or learned from its MX hosts. */
+const char *engine_provider(struct queue_engine *, const char *domain);
+void engine_shape_learn(struct queue_engine *, const char *domain, const char *const *mx_hosts,
+                        size_t n);
+/* The queue site of a domain's mail (the domain, its provider, or its own rules section) and
+ * the site's window top for a lane leaving from pool (0: the queue's default). */
+void engine_shape_site(struct queue_engine *, const char *domain, const struct pool_conf *pool,
+                       char *site, size_t size, unsigned *max_window);
+/* egress_pick, skipping sources suspended, capped or out of connection tokens there;
+ * *earliest (may be NULL) is the soonest one of those could go. */
+long engine_shape_pick(struct attempt *, uint64_t now, bool consume, uint64_t *earliest);
+/* May the attempt's connection open? Sets a->sp. Not SHAPE_GO: *when is when to look again. */
+enum shape_verdict engine_shape_admit(struct attempt *, uint64_t now, uint64_t *when);
+void engine_shape_release(struct attempt *);
+bool engine_shape_bounce(struct attempt *, uint64_t now);
+void engine_shape_options(const struct attempt *, struct delivery_options *);
+unsigned engine_max_messages(const struct attempt *);
+unsigned engine_max_rcpts(const struct queue_engine *, const struct attempt *);
+bool engine_shape_retry(const struct attempt *, struct retry_schedule *);
+/* May the next message go now (rate, warm-up)? false: it waits (a timer resumes the attempt,
+ * or the connection ends and the lane is held). */
+bool engine_shape_may_send(struct attempt *);
+void engine_shape_attempt_free(struct attempt *);
+/* A reply from the destination (a failure): adaptive rules see it. */
+void engine_shape_reply(struct attempt *, int code, const char *status, const char *text);
+/* A delivery succeeded: backoff mode there ends. */
+void engine_shape_delivered(struct attempt *);
+
 /* engine_dispatch.c */
 void engine_dispatch(struct queue_engine *);
 
@@ -303,6 +360,12 @@ void targets_free(struct attempt *);
 struct attempt *attempt_new(struct queue_engine *, struct queue_dest *, struct queue_item **,
                             size_t);
 void attempt_targets_done(struct attempt *);
+/* Sends the next message if one may go (after a rate wait). */
+void attempt_resume(struct attempt *);
+/* No more messages on this connection: QUIT after what is in flight. */
+void attempt_end_soon(struct attempt *);
+/* The recipient domain of a lane ("stream:pool@domain"). */
+const char *engine_lane_domain(const char *lane);
 /* Loads more items of the attempt's destination if it has room (idle reuse, prefetch). */
 void attempt_refill(struct attempt *);
 /* Stop: QUIT after what is in flight (or at once). */

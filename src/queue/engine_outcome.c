@@ -53,7 +53,7 @@ static void
 job_prepare(struct job *j)
 {
 	const struct envelope *env = j->env;
-	unsigned max = j->e->max_rcpts;
+	unsigned max = engine_max_rcpts(j->e, j->a);
 	char dom[DNS_NAME_MAX + 3];
 
 	j->ridx = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*j->ridx));
@@ -479,7 +479,8 @@ job_finish(struct job *j)
 	             : bounced      ? QUEUE_BOUNCED
 	                            : QUEUE_DELIVERED;
 	if (j->outcome != QUEUE_UNTRIED || !decided) {
-		fate = queue_item_done(e->q, j->item, j->outcome, now, &next_us);
+		fate = queue_item_done_with(e->q, j->item, j->outcome, now,
+		                            j->has_retry ? &j->retry : NULL, &next_us);
 		j->item_done = true;
 		if (fate != QUEUE_FATE_RESCHEDULED)
 			atomic_fetch_sub(&e->st_items, 1);

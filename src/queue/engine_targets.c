@@ -141,13 +141,22 @@ on_mx_addrs(void *arg, const struct dns_mx_addrs_result *r)
 
 	a->mxq = NULL;
 	switch (r->status) {
-	case DNS_OK:
+	case DNS_OK: {
+		const char *hosts[DELIVERY_TARGETS_MAX];
+		size_t nh = 0;
+
 		for (size_t i = 0; i < r->ntargets; i++) {
 			dns_address_sockaddr(&r->targets[i].addr, a->e->port, &ss);
 			add_target(a, r->targets[i].host, &ss);
+			if (nh < DELIVERY_TARGETS_MAX)
+				hosts[nh++] = r->targets[i].host;
 		}
+		/* The MX hosts tell the provider (a Workspace domain is Google's): its next mail
+		 * is queued at the provider's site. */
+		engine_shape_learn(a->e, a->domain, hosts, nh);
 		targets_ready(a);
 		return;
+	}
 	case DNS_NULL_MX:
 		targets_fail(a, R_BOUNCED, 550, "5.1.10",
 		             "recipient domain %s accepts no mail: null MX (RFC 7505)", a->domain);

@@ -1344,6 +1344,13 @@ enum queue_fate
 queue_item_done(struct queue *q, struct queue_item *it, enum queue_outcome outcome, uint64_t now_us,
                 uint64_t *next_us)
 {
+	return queue_item_done_with(q, it, outcome, now_us, NULL, next_us);
+}
+
+enum queue_fate
+queue_item_done_with(struct queue *q, struct queue_item *it, enum queue_outcome outcome,
+                     uint64_t now_us, const struct retry_schedule *retry, uint64_t *next_us)
+{
 	enum queue_fate fate = QUEUE_FATE_REMOVED;
 	struct queue_dest *d;
 	uint64_t next = 0;
@@ -1369,7 +1376,8 @@ queue_item_done(struct queue *q, struct queue_item *it, enum queue_outcome outco
 			it->attempts++;
 		if (it->flags & ITEM_CANCELLED)
 			break;
-		next = retry_next(&q->classes[d->cls].retry, it->attempts, now_us, &q->rng);
+		next = retry_next(retry != NULL ? retry : &q->classes[d->cls].retry, it->attempts,
+		                  now_us, &q->rng);
 		if (next > item_expires_us(it)) {
 			d->expired++;
 			fate = QUEUE_FATE_EXPIRED;
@@ -1419,6 +1427,12 @@ queue_hold_site(struct queue *q, const char *site, uint64_t until_us, uint64_t n
 		s->lanes[i]->held_until = until_us;
 	site_update(q, s);
 	return 1;
+}
+
+bool
+queue_dest_yields(const struct queue *q, const struct queue_dest *d)
+{
+	return site_has_waiting_priority(q, d);
 }
 
 int

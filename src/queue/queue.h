@@ -294,6 +294,11 @@ enum queue_fate {
  * the fate is RESCHEDULED. The item handle is invalid afterwards. */
 enum queue_fate queue_item_done(struct queue *, struct queue_item *, enum queue_outcome,
                                 uint64_t now_us, uint64_t *next_us);
+/* The same, a deferral waiting by this schedule's intervals instead of its class's (shaping's
+ * retry for a provider, backoff mode); its lifetime stays the item's own. NULL: the class's. */
+enum queue_fate queue_item_done_with(struct queue *, struct queue_item *, enum queue_outcome,
+                                     uint64_t now_us, const struct retry_schedule *retry,
+                                     uint64_t *next_us);
 
 /* Shaping says the lane may not open a connection before until_us (a rate token, a
  * suspension, a daily cap): its mail waits, ready or scheduled, and the lane is woken then
@@ -302,6 +307,9 @@ enum queue_fate queue_item_done(struct queue *, struct queue_item *, enum queue_
 void queue_hold(struct queue *, struct queue_dest *, uint64_t until_us, uint64_t now_us);
 /* The same for every lane of a site (a provider suspended); 0 if no such site is queued. */
 int queue_hold_site(struct queue *, const char *site, uint64_t until_us, uint64_t now_us);
+/* True if a lane of higher priority at d's site has mail ready and no connection: a
+ * connection of d with nothing to send should close rather than idle on its slot. */
+bool queue_dest_yields(const struct queue *, const struct queue_dest *);
 /* A new window top for a site (an adaptive limit, a reload): a larger window closes to it at
  * once. 0 if no such site is queued (the next queue_add_lane's max_window sets it). */
 int queue_site_limit(struct queue *, const char *site, unsigned max_window);
@@ -445,6 +453,11 @@ struct spool;
 int queue_cli_list(const struct config *, struct spool *, bool json);
 int queue_cli_summary(const struct config *, struct spool *, bool json);
 int queue_cli_show(const struct config *, struct spool *, const char *id);
+
+/* The adaptive actions active now (docs/shaping.md, AdaptiveAction records' fields), as a JSON
+ * array (a new reference; empty without shaping). Any thread. */
+struct json_t;
+struct json_t *queue_engine_shaping_json(struct queue_engine *);
 
 /* Counters since start, for logs and metrics (recipients unless said otherwise). */
 struct queue_engine_stats {

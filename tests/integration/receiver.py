@@ -11,7 +11,7 @@ or SIGINT. From Python (pytest fixtures), in a thread of the test process or as 
 
     from receiver import Receiver, Script, spawn
     with Receiver(Script(rcpt_replies={"bad@example.com": "550 5.1.1 no such user"})) as rx:
-        rx.port; rx.messages(); rx.sessions()
+        rx.port; rx.messages(); rx.sessions(); rx.server.max_active (most sessions at once)
     with spawn(["--no-pipelining", "--size", "1000"]) as rx:   # receiver.py's flags
         rx.port; rx.messages()
 
@@ -71,7 +71,8 @@ Records (JSON lines, flushed as written):
    "rcpt_refused": ["c@example.com"], "via": "DATA", "data": "...", "size": 120,
    "bare_lf": 0, "long_lines": 0, "pipelined": true, "accepted": true, "reply": "250 ...",
    "tls": {"version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "sni": "mx.example"}}
-      one per transaction that reached the end of its content; "data" is the content after
+      one per transaction that reached the end of its content ("at": the wall-clock time
+      of its end of data, time.time()); "data" is the content after
       unstuffing, decoded as Latin-1 (one character per octet: .encode("latin-1") gives the
       octets back); "pipelined": RCPT and DATA had arrived before MAIL was answered;
       "accepted": the final reply was 2xx; "tls": null when the session was in clear.
@@ -520,6 +521,7 @@ class Session:
         reply = self.scripted(phase, normal)
         self.server.recorder.write({
             "type": "message", "session": self.number, "transaction": self.transactions,
+            "at": time.time(),
             "peer": self.peer, "local": self.local, "local_port": self.local_port,
             "helo": self.helo, "esmtp": self.esmtp, "mail_from": self.mail_from,
             "mail_params": self.mail_params, "rcpt_to": self.rcpt_to,
@@ -621,6 +623,8 @@ class Server:
             self.tls_context.sni_callback = note_sni
         self.used = {}
         self.sessions = 0
+        self.active = 0  # sessions open now, and the most ever open at once
+        self.max_active = 0
         self.servers = []
         self.tasks = set()
 
@@ -634,6 +638,8 @@ class Server:
 
     async def handle(self, reader, writer):
         self.sessions += 1
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
         task = asyncio.current_task()
         self.tasks.add(task)
         try:
@@ -641,6 +647,7 @@ class Server:
         except asyncio.CancelledError:
             pass
         finally:
+            self.active -= 1
             self.tasks.discard(task)
 
     async def start(self):

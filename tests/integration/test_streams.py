@@ -36,7 +36,7 @@ stream "bulk" {
 }
 classification {
   rule {
-    mail_from_domain = ["bulk.example"]
+    mail_from_domain = { "bulk.example" }
     stream = "bulk"
   }
   rule {
@@ -92,7 +92,7 @@ def test_bulk_backlog_does_not_delay_transactional(make_drover):
               f"{bulk_then} bulk delivered by then")
         # "Within seconds": the receiver takes 0.2 s per message per connection; 100 messages
         # over the destination's connections. A tenth of the bulk backlog would take minutes.
-        assert took < deadline(15)
+        assert took < deadline(10)
         assert bulk_then < bulk_count / 2
         # Each stream left from its own pool's address, under its own name.
         tx = by_sender(rx, TX_SENDER)
@@ -106,7 +106,8 @@ def test_bulk_backlog_does_not_delay_transactional(make_drover):
         r = d.cli("queue", "summary", "--config", str(d.config_path), "--json")
         assert r.returncode == 0, r.stderr
         rows = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
-        queues = {row["queue"]: row for row in rows}
+        queues = {row["queue"]: row for row in rows if "queue" in row}
+        assert rows[-1] == {"adaptive_actions": None}  # no control plane in this test
         assert f"bulk:bulk@{DEST}" in queues
         row = queues[f"bulk:bulk@{DEST}"]
         assert row["stream"] == "bulk" and row["pool"] == "bulk"

@@ -511,6 +511,13 @@ assert_rcpt(const struct result_copy *r, size_t i, enum delivery_status st,
 		         delivery_status_name(st), delivery_phase_name(phase), code, status);
 }
 
+/* The MAIL FROM of the i-th "message" record of a receiver. */
+static const char *
+mail_from_of(json_t *msgs, size_t i)
+{
+	return jstr(json_array_get(msgs, i), "mail_from");
+}
+
 /* ---- Fixture ---- */
 
 static int
@@ -1405,6 +1412,37 @@ test_free_from_the_result_callback(void **state)
 	assert_false(run.closed); /* no callback after free */
 }
 
+/* A message's return_path (a VERP address) is its MAIL FROM; the envelope's sender stays what
+ * it was for the next message on the same connection, and a return path that cannot go on a
+ * command line bounces the message without sending it. */
+static void
+test_return_path_replaces_the_sender(void **state)
+{
+	static const char *const one[] = {"b@example.com", NULL};
+	struct rx *rx = rx_start(NULL);
+	struct delivery_options opts = fast_options();
+	struct test_msg *a = add_msg(one, "Subject: a\r\n\r\na\r\n");
+	struct test_msg *b = add_msg(one, "Subject: b\r\n\r\nb\r\n");
+	struct test_msg *c = add_msg(one, "Subject: c\r\n\r\nc\r\n");
+	json_t *msgs;
+
+	a->m.return_path = "bounce+abc@bounces.example.net";
+	c->m.return_path = "bounce+x\r\nRCPT TO:<evil@example.com>@bounces.example.net";
+	(void)b;
+	run_one(&opts, rx);
+
+	assert_int_equal(run.nresults, 3);
+	assert_rcpt(&run.results[0], 0, DELIVERY_DELIVERED, DELIVERY_PHASE_DOT, 250, "2.0.0");
+	assert_rcpt(&run.results[1], 0, DELIVERY_DELIVERED, DELIVERY_PHASE_DOT, 250, "2.0.0");
+	assert_rcpt(&run.results[2], 0, DELIVERY_BOUNCED, DELIVERY_PHASE_MAIL, 553, "5.1.7");
+	assert_true(run.results[2].r[0].local);
+	msgs = rx_wait(rx, "message", 2);
+	assert_int_equal(json_array_size(msgs), 2);
+	assert_string_equal(mail_from_of(msgs, 0), "bounce+abc@bounces.example.net");
+	assert_string_equal(mail_from_of(msgs, 1), "sender@example.org");
+	json_decref(msgs);
+}
+
 static void
 test_close_before_connecting_and_bad_options(void **state)
 {
@@ -1472,6 +1510,7 @@ main(void)
 	    T(test_server_dropping_idle_connection_is_a_normal_end),
 	    T(test_free_from_the_result_callback),
 	    T(test_close_before_connecting_and_bad_options),
+	    T(test_return_path_replaces_the_sender),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

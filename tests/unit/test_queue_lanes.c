@@ -139,9 +139,11 @@ test_reuse_yields_to_priority(void **state)
 	for (int i = 0; i < 4; i++)
 		queue_item_done(q, a[i], QUEUE_DELIVERED, T0, NULL);
 	assert_int_equal(queue_take_more(q, ba.dest, T0, a, 8), 4);
+	assert_false(queue_dest_yields(q, ba.dest));
 	/* Transactional mail arrives: no slot for it, so reuse stops. */
 	add(q, 100, TX, T0);
 	assert_int_equal(queue_take(q, T0, &bt, more, 8), 0);
+	assert_true(queue_dest_yields(q, ba.dest));
 	for (int i = 0; i < 4; i++)
 		queue_item_done(q, a[i], QUEUE_DELIVERED, T0, NULL);
 	assert_int_equal(queue_take_more(q, ba.dest, T0, a, 8), 0);
