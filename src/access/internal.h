@@ -22,11 +22,6 @@
 
 #include "access/access.h"
 
-/* SipHash-2-4 (Aumasson and Bernstein): a 64-bit keyed hash of len octets. */
-uint64_t siphash24(const uint64_t key[2], const void *data, size_t len);
-/* 128 random bits for a table's hash key, from getrandom(2). */
-void siphash_key_random(uint64_t key[2]);
-
 /* The crypt string of a user, and the setting an unknown user's check crypts with. */
 const char *access_user_hash(const struct access_user *);
 const char *access_users_dummy(const struct access_users *);

@@ -32,26 +32,6 @@ rate_error(char *err, size_t errlen, const char *text, const char *why)
 	return -1;
 }
 
-static const char *
-parse_u64(const char *p, uint64_t *out)
-{
-	const char *start = p;
-	uint64_t v = 0;
-
-	while (*p >= '0' && *p <= '9') {
-		unsigned d = (unsigned)(*p - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return NULL;
-		v = v * 10 + d;
-		p++;
-	}
-	if (p == start)
-		return NULL;
-	*out = v;
-	return p;
-}
-
 int
 access_rate_parse(const char *text, struct access_rate *out, char *err, size_t errlen)
 {
@@ -62,7 +42,7 @@ access_rate_parse(const char *text, struct access_rate *out, char *err, size_t e
 
 	if (text == NULL)
 		return rate_error(err, errlen, "", expect);
-	if ((p = parse_u64(text, &count)) == NULL)
+	if ((p = units_digits(text, &count)) == NULL)
 		return rate_error(err, errlen, text,
 		                  *text >= '0' && *text <= '9' ? "count too large" : expect);
 	if (*p == '\0' && count == 0) {
@@ -76,7 +56,7 @@ access_rate_parse(const char *text, struct access_rate *out, char *err, size_t e
 	if (count > ACCESS_RATE_COUNT_MAX)
 		return rate_error(err, errlen, text, "count too large (at most 1000000000)");
 	if (*p >= '0' && *p <= '9') {
-		if ((p = parse_u64(p, &mult)) == NULL || mult == 0)
+		if ((p = units_digits(p, &mult)) == NULL || mult == 0)
 			return rate_error(err, errlen, text, expect);
 	}
 	/* Lower case only, as the configuration's durations: "M" could be a size. */

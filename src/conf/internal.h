@@ -12,6 +12,7 @@
 #include <confuse.h>
 
 #include "conf/conf.h"
+#include "core/core.h"
 
 /* ---- Parsers (units.c, netmask.c, address.c). On -1, *why is a phrase for the message:
  * "expected a number with an optional k, M, G or T suffix". ---- */
@@ -93,9 +94,8 @@ int ip_version_value(const char *text);
 /* A mail address with a domain, "local@domain", without angle brackets (ASCII only). */
 int mailbox_parse_why(const char *text, const char **why);
 
-/* "25M", "1G", "4096" (the largest exact unit); "5m", "1d", "90s". */
+/* "25M", "1G", "4096" (the largest exact unit); durations: units_format_duration(). */
 void format_size(uint64_t v, char *buf, size_t size);
-void format_duration(uint64_t s, char *buf, size_t size);
 
 /* ---- The numeric settings: kind and bounds, one table (schema.c) ---- */
 
@@ -154,26 +154,9 @@ struct seen_key {
 	char *where; /* "file:line" */
 };
 
-/* The text libconfuse parses: the file, include()s expanded, comments removed (source.c). */
-struct source_segment {
-	int text_line;    /* from this line of the text on, */
-	const char *file; /* the lines are this file's */
-	int file_line;    /* from this line on */
-};
-
-struct source {
-	char *text;
-	size_t len, cap;
-	int line; /* lines of text so far, 1-based */
-	struct source_segment *segs;
-	size_t nsegs;
-	char **files; /* names, as given or resolved; files[0] is the main file */
-	size_t nfiles;
-};
-
 struct load_ctx {
-	struct source *src; /* NULL for the embedded defaults */
-	char *errors;       /* "file:line: setting: problem" lines, '\n'-separated */
+	struct cfgtext *src; /* the file as read (source_load()); NULL for the defaults */
+	char *errors;        /* "file:line: setting: problem" lines, '\n'-separated */
 	size_t errors_len;
 	unsigned nerrors;
 	struct where *where; /* per entry of the numeric settings table */
@@ -194,18 +177,16 @@ struct load_ctx {
 void load_error_at(struct load_ctx *, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Reads path and what it includes into s; -1 (reported) if path itself cannot be read. */
-int source_load(struct source *s, const char *path, struct load_ctx *ctx);
+/* Reads path and what it includes into s (core's cfgtext_load(), problems reported into ctx);
+ * -1 (reported) if path itself cannot be read. */
+int source_load(struct cfgtext *s, const char *path, struct load_ctx *ctx);
 /* True if the text opens a section named name ("delivery {"), at any depth. */
-bool source_has_section(const struct source *s, const char *name);
+bool source_has_section(const struct cfgtext *s, const char *name);
 /* delivery.enabled: 1 true, 0 false, -1 auto, -2 not a value. */
 int enabled_value(const char *value);
-/* The file and line that a line of the text came from (line 0: unknown). */
-void source_where(const struct source *s, int text_line, const char **file, int *line);
 /* The line of the text of the last "name =" (not "+="), outside quoted strings; 0 if none.
  * For what libconfuse gives no callback for, such as a list set to {}. */
-int source_last_assignment(const struct source *s, const char *name);
-void source_free(struct source *s);
+int source_last_assignment(const struct cfgtext *s, const char *name);
 
 /* ---- Schema (schema.c) ---- */
 

@@ -294,8 +294,8 @@ copy_delivery(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 		int line = 0;
 
 		if (ctx->src != NULL)
-			source_where(ctx->src, source_last_assignment(ctx->src, "retry"), &file,
-			             &line);
+			cfgtext_where(ctx->src, source_last_assignment(ctx->src, "retry"), &file,
+			              &line);
 		load_error_at(
 		    ctx, file, line,
 		    "delivery.retry: empty: at least one interval is needed (the last one "
@@ -548,7 +548,7 @@ struct config *
 config_load(const char *path, char *err, size_t errlen)
 {
 	struct load_ctx ctx;
-	struct source src;
+	struct cfgtext src;
 	struct config *conf = NULL;
 	cfg_t *cfg;
 	bool parsed = true;
@@ -586,7 +586,7 @@ config_load(const char *path, char *err, size_t errlen)
 		conf = NULL;
 	}
 	ctx_free(&ctx);
-	source_free(&src);
+	cfgtext_free(&src);
 	return conf;
 }
 

@@ -52,7 +52,7 @@ locate(cfg_t *cfg, const char **file, int *line)
 	*file = NULL;
 	*line = 0;
 	if (rctx != NULL && rctx->src != NULL && cfg != NULL && cfg->line > 0)
-		source_where(rctx->src, cfg->line, file, line);
+		cfgtext_where(rctx->src, cfg->line, file, line);
 }
 
 static void report(cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -227,8 +227,8 @@ on_lifetime(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return 0;
 	}
 	if (s < LIM_DELIVERY_QUEUE_LIFETIME_MIN || s > LIM_DELIVERY_QUEUE_LIFETIME_MAX) {
-		format_duration(LIM_DELIVERY_QUEUE_LIFETIME_MIN, lo, sizeof(lo));
-		format_duration(LIM_DELIVERY_QUEUE_LIFETIME_MAX, hi, sizeof(hi));
+		units_format_duration(LIM_DELIVERY_QUEUE_LIFETIME_MIN, lo, sizeof(lo));
+		units_format_duration(LIM_DELIVERY_QUEUE_LIFETIME_MAX, hi, sizeof(hi));
 		report(cfg, "%s: \"%s\": must be from %s to %s, as delivery.queue_lifetime", path,
 		       shown(value, v, sizeof(v)), lo, hi);
 		return 0;
@@ -258,7 +258,7 @@ on_stream_retry(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	if (parse_duration_why(value, &s, &why) != 0) {
 		report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
 	} else if (s < 1 || s > LIM_DELIVERY_RETRY_INTERVAL_MAX) {
-		format_duration(LIM_DELIVERY_RETRY_INTERVAL_MAX, hi, sizeof(hi));
+		units_format_duration(LIM_DELIVERY_RETRY_INTERVAL_MAX, hi, sizeof(hi));
 		report(cfg, "%s: \"%s\": each interval must be from 1s to %s", path,
 		       shown(value, v, sizeof(v)), hi);
 	}
@@ -724,7 +724,7 @@ word_char(char c)
 /* The text lines of the "rule" of each rule section in a classification section, in order
  * (the order libconfuse keeps them in); at most max. Returns how many there are. */
 static size_t
-rule_text_lines(const struct source *s, int *lines, size_t max)
+rule_text_lines(const struct cfgtext *s, int *lines, size_t max)
 {
 	enum { K_OTHER, K_CLASSIFICATION, K_LIST };
 	unsigned char stack[64];
@@ -991,7 +991,7 @@ copy_rules(cfg_t *cfg, struct config *conf, struct load_ctx *ctx)
 		/* Found in the text; if that ever disagrees with libconfuse, the line where the
 		 * rule ends is still a line of the rule. */
 		if (nlines == n)
-			source_where(ctx->src, text_lines[i], &file, &r->line);
+			cfgtext_where(ctx->src, text_lines[i], &file, &r->line);
 		else
 			for (size_t k = nseen; k > 0; k--)
 				if (seen[k - 1].sec == sec && seen[k - 1].opt[0] == '\0') {

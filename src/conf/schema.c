@@ -179,7 +179,7 @@ locate(cfg_t *cfg, const char **file, int *line)
 	*file = NULL;
 	*line = 0;
 	if (current->src != NULL && cfg != NULL && cfg->line > 0)
-		source_where(current->src, cfg->line, file, line);
+		cfgtext_where(current->src, cfg->line, file, line);
 }
 
 static void report(cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -297,7 +297,7 @@ format_bound(const struct setting *s, long v, char *buf, size_t size)
 	if (s->kind == SETTING_SIZE)
 		format_size((uint64_t)v, buf, size);
 	else if (s->kind == SETTING_DURATION)
-		format_duration((uint64_t)v, buf, size);
+		units_format_duration((uint64_t)v, buf, size);
 	else
 		snprintf(buf, size, "%ld", v);
 }
@@ -639,7 +639,7 @@ on_retry(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	if (parse_duration_why(value, &s, &why) != 0) {
 		report(cfg, "delivery.retry: \"%s\": %s", shown(value, v, sizeof(v)), why);
 	} else if (s < 1 || s > LIM_DELIVERY_RETRY_INTERVAL_MAX) {
-		format_duration(LIM_DELIVERY_RETRY_INTERVAL_MAX, hi, sizeof(hi));
+		units_format_duration(LIM_DELIVERY_RETRY_INTERVAL_MAX, hi, sizeof(hi));
 		report(cfg, "delivery.retry: \"%s\": each interval must be from 1s to %s",
 		       shown(value, v, sizeof(v)), hi);
 	}

@@ -90,6 +90,64 @@ int eventlog_add_tap(struct eventlog *, eventlog_tap_fn *, void *arg);
 /* The value 0-63 of a base64 digit (RFC 4648 §4), or -1 for any other octet. */
 int base64_value(unsigned char c);
 
+/* ---- Configuration text (cfgtext.c) ---- */
+
+/* The text libconfuse parses: a configuration file with its include()s expanded (relative to
+ * the including file) and its comments removed, and a map from each line of that text back
+ * to a file and line (libconfuse miscounts lines after comments). drover.conf and the
+ * shaping rules are read this way. One object, one thread. */
+struct cfgtext_segment {
+	int text_line;    /* from this line of the text on, */
+	const char *file; /* the lines are this file's */
+	int file_line;    /* from this line on */
+};
+struct cfgtext {
+	char *text;
+	size_t len, cap;
+	int line; /* lines of text so far, 1-based */
+	struct cfgtext_segment *segs;
+	size_t nsegs;
+	char **files; /* names, as given or resolved; files[0] is the main file */
+	size_t nfiles;
+};
+/* A problem at file:line (line 0: the file as a whole); msg is the problem alone. */
+typedef void cfgtext_error_fn(void *arg, const char *file, int line, const char *msg);
+struct cfgtext_opts {
+	cfgtext_error_fn *error;
+	void *arg;
+	bool brackets; /* [ ] lists are read as { } lists */
+};
+/* Reads path and what it includes into the text; -1 (reported) if path cannot be read. */
+int cfgtext_load(struct cfgtext *, const char *path, const struct cfgtext_opts *);
+/* The same for text in memory, name standing for the file; include() is then an error. */
+int cfgtext_load_text(struct cfgtext *, const char *name, const char *data, size_t len,
+                      const struct cfgtext_opts *);
+/* The file and line that a line of the text came from (line 0: unknown). */
+void cfgtext_where(const struct cfgtext *, int text_line, const char **file, int *line);
+/* True for a byte that can be part of an unquoted word in libconfuse's scanner. */
+bool cfgtext_word_char(char c);
+void cfgtext_free(struct cfgtext *);
+
+/* ---- Values as operators write them (units.c) ---- */
+
+/* Leading decimal digits of text into *out; the first byte after them, or NULL if there are
+ * none or the value does not fit in 64 bits. Signs, spaces, "0x" are not digits. */
+const char *units_digits(const char *text, uint64_t *out);
+/* Seconds with an optional lower-case s, m, h or d suffix ("300", "5m", "1d"): 0, -1 if the
+ * text is not such a duration, -2 if it does not fit in 64 bits. */
+int units_duration(const char *text, uint64_t *out);
+/* The shortest of those: "1d", "2h", "5m", "30s". */
+void units_format_duration(uint64_t s, char *buf, size_t size);
+
+/* ---- SipHash-2-4 (siphash.c) ---- */
+
+/* SipHash-2-4 (Aumasson and Bernstein): a 64-bit keyed hash of len octets, for tables whose
+ * keys a client chooses. The _fold one hashes the octets as tolower() gives them. */
+uint64_t siphash24(const uint64_t key[2], const void *data, size_t len);
+uint64_t siphash24_fold(const uint64_t key[2], const void *data, size_t len);
+/* 128 random bits for a table's hash key, from getrandom(2) (waits for the entropy pool). */
+void siphash_key_random(uint64_t key[2]);
+
 /* ---- Privileges (privileges.c) ---- */
 
 struct run_user {

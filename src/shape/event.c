@@ -86,7 +86,7 @@ shape_event_json(const struct shape_event *ev)
 		json_t *a = json_array();
 
 		for (unsigned i = 0; i < ev->nretry; i++) {
-			sh_format_duration(ev->retry_s[i], buf, sizeof(buf));
+			units_format_duration(ev->retry_s[i], buf, sizeof(buf));
 			json_array_append_new(a, json_string(buf));
 		}
 		json_object_set_new(o, "retry", a);

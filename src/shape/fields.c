@@ -236,7 +236,7 @@ shape_field_format(const struct shape_settings *s, enum shape_field f, char *buf
 		snprintf(buf, size, "%u", *(const unsigned *)cmember(s, f));
 		break;
 	case FK_DURATION:
-		sh_format_duration(*(const unsigned *)cmember(s, f), buf, size);
+		units_format_duration(*(const unsigned *)cmember(s, f), buf, size);
 		break;
 	case FK_RATE:
 		shape_rate_format(cmember(s, f), buf, size);
@@ -247,7 +247,7 @@ shape_field_format(const struct shape_settings *s, enum shape_field f, char *buf
 
 		o = (size_t)snprintf(buf, size, "{");
 		for (unsigned i = 0; i < n && o < size; i++) {
-			sh_format_duration(v[i], d, sizeof(d));
+			units_format_duration(v[i], d, sizeof(d));
 			o += (size_t)snprintf(buf + o, size - o, "%s\"%s\"", i ? ", " : "", d);
 		}
 		if (o < size)

@@ -1,5 +1,5 @@
-/* hash.c - SipHash-2-4 under a random key, and the read-only name maps of compiled rules. */
-#include <ctype.h>
+/* hash.c - SipHash-2-4 (core) under a random key, and the read-only name maps of compiled
+ * rules. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,26 +8,6 @@
 
 #include "core/core.h"
 #include "shape/internal.h"
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-
-#define SIPROUND                                                                                   \
-	do {                                                                                       \
-		v0 += v1;                                                                          \
-		v1 = ROTL(v1, 13);                                                                 \
-		v1 ^= v0;                                                                          \
-		v0 = ROTL(v0, 32);                                                                 \
-		v2 += v3;                                                                          \
-		v3 = ROTL(v3, 16);                                                                 \
-		v3 ^= v2;                                                                          \
-		v0 += v3;                                                                          \
-		v3 = ROTL(v3, 21);                                                                 \
-		v3 ^= v0;                                                                          \
-		v2 += v1;                                                                          \
-		v1 = ROTL(v1, 17);                                                                 \
-		v1 ^= v2;                                                                          \
-		v2 = ROTL(v2, 32);                                                                 \
-	} while (0)
 
 static uint64_t hash_key[2];
 static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
@@ -42,51 +22,12 @@ hash_init(void)
 	}
 }
 
-static uint64_t
-load_le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* Over the lower-cased bytes: every map here compares names without case. */
 uint64_t
 sh_hash(const void *data, size_t len)
 {
-	const unsigned char *p = data;
-	unsigned char block[8];
-	uint64_t v0, v1, v2, v3, m, b = (uint64_t)len << 56;
-	size_t i, end = len - len % 8;
-
 	pthread_once(&hash_once, hash_init);
-	v0 = 0x736f6d6570736575ULL ^ hash_key[0];
-	v1 = 0x646f72616e646f6dULL ^ hash_key[1];
-	v2 = 0x6c7967656e657261ULL ^ hash_key[0];
-	v3 = 0x7465646279746573ULL ^ hash_key[1];
-	for (i = 0; i < end; i += 8) {
-		for (int k = 0; k < 8; k++)
-			block[k] = (unsigned char)tolower(p[i + k]);
-		m = load_le64(block);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t k = 0; i + k < len; k++)
-		b |= (uint64_t)(unsigned char)tolower(p[i + k]) << (8 * k);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	return siphash24_fold(hash_key, data, len);
 }
 
 void

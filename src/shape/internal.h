@@ -12,6 +12,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "core/core.h"
 #include "shape/shape.h"
 
 #define NSEC_PER_USEC 1000ULL
@@ -93,7 +94,6 @@ void sh_ttab_sweep(struct ttab *, uint64_t now_us, size_t n);
 int sh_parse_count(const char *text, uint64_t *out, const char **why);
 /* "300", "300s", "5m", "2h", "1d" -> seconds (as drover.conf). */
 int sh_parse_duration(const char *text, uint64_t *out, const char **why);
-void sh_format_duration(uint64_t s, char *buf, size_t size);
 /* "once" -> 1 in 0; "N in DURATION" ("3 in 5m") -> N (2..SHAPE_TRIGGER_MAX) in seconds. */
 int sh_parse_trigger(const char *text, unsigned *count, uint64_t *period_s, const char **why);
 /* "YYYY-MM-DD" -> days since 1970-01-01. */
@@ -287,15 +287,6 @@ void sh_actions_free(struct shape_state *);
 
 /* ---- Loading (source.c, schema.c, load.c) ---- */
 
-/* The text libconfuse parses: the file with its include()s expanded and its comments
- * removed, and a map from each line of that text back to a file and line (libconfuse
- * miscounts lines after comments). */
-struct source_segment {
-	int text_line;
-	const char *file;
-	int file_line;
-};
-
 /* A section header found in the text: `kind "title" {` (or `kind {`), with its line. */
 struct source_header {
 	char *kind, *title; /* title NULL: none */
@@ -304,14 +295,11 @@ struct source_header {
 	int parent; /* index of the enclosing header, -1 at the top */
 };
 
+/* The text libconfuse parses (core's struct cfgtext: the file with its include()s expanded,
+ * its comments removed, [ ] lists made { } lists, and a map back to each file and line), and
+ * the section headers found in it. */
 struct source {
-	char *text;
-	size_t len, cap;
-	int line;
-	struct source_segment *segs;
-	size_t nsegs;
-	char **files;
-	size_t nfiles;
+	struct cfgtext t;
 	struct source_header *headers;
 	size_t nheaders;
 };
@@ -323,7 +311,6 @@ struct load_ctx;
 int sh_source_load(struct source *, const char *path, struct load_ctx *);
 int sh_source_load_text(struct source *, const char *name, const char *data, size_t len,
                         struct load_ctx *);
-void sh_source_where(const struct source *, int text_line, const char **file, int *line);
 void sh_source_free(struct source *);
 
 struct load_ctx {

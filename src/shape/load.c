@@ -116,7 +116,7 @@ where_of(struct builder *b, int text_line, const char **file, unsigned *line)
 {
 	int l = 0;
 
-	sh_source_where(b->ctx->src, text_line, file, &l);
+	cfgtext_where(&b->ctx->src->t, text_line, file, &l);
 	*line = l > 0 ? (unsigned)l : 0;
 }
 
@@ -594,8 +594,8 @@ sh_rules_build(cfg_t *cfg, struct load_ctx *ctx, const struct shape_settings *ba
 	b.r = r;
 	atomic_init(&r->refs, 1);
 	/* The file names: origins and rules keep pointing at them. */
-	r->files = ctx->src->files;
-	r->nfiles = ctx->src->nfiles;
+	r->files = ctx->src->t.files;
+	r->nfiles = ctx->src->t.nfiles;
 	sh_strmap_init(&r->provider_index);
 	sh_strmap_init(&r->exact);
 	sh_strmap_init(&r->suffixes);
@@ -661,8 +661,8 @@ sh_rules_build(cfg_t *cfg, struct load_ctx *ctx, const struct shape_settings *ba
 	pcre2_set_depth_limit(r->mctx, SHAPE_MATCH_LIMIT / 10);
 
 	/* The rules own the file names now. */
-	ctx->src->files = NULL;
-	ctx->src->nfiles = 0;
+	ctx->src->t.files = NULL;
+	ctx->src->t.nfiles = 0;
 	for (int k = 0; k < 4; k++)
 		free(b.hdr[k]);
 	return r;
@@ -692,10 +692,10 @@ load(const char *name, const char *text, size_t len, const struct shape_settings
 	                  : sh_source_load(&src, name, &ctx);
 	if (rc == 0) {
 		/* fmemopen() refuses an empty buffer; an empty file is empty rules. */
-		if (src.len == 0) {
+		if (src.t.len == 0) {
 			rc = CFG_SUCCESS;
 		} else {
-			if ((fp = fmemopen(src.text, src.len, "r")) == NULL)
+			if ((fp = fmemopen(src.t.text, src.t.len, "r")) == NULL)
 				fatal("shape: fmemopen: %s", strerror(errno));
 			rc = cfg_parse_fp(cfg, fp);
 			fclose(fp);

@@ -8,7 +8,7 @@
  * not set one leaves it to the layer below, which is the point of layering.
  *
  * libconfuse parses the text source.c prepared, so its line numbers are lines of that text;
- * sh_source_where() maps them back to a file and line.
+ * cfgtext_where() maps them back to a file and line.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -97,7 +97,7 @@ locate(cfg_t *cfg, const char **file, int *line)
 	*file = NULL;
 	*line = 0;
 	if (current->src != NULL && cfg != NULL && cfg->line > 0)
-		sh_source_where(current->src, cfg->line, file, line);
+		cfgtext_where(&current->src->t, cfg->line, file, line);
 }
 
 static void report(cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -62,6 +62,13 @@ gcra(struct shape_state *st, const char *key, size_t len, const struct shape_rat
 	gcra_params(r, &t, &tau);
 	s = sh_ttab_find(&st->throttles, key, len);
 	tat = s != NULL && s->v.tat_ns > now_ns ? s->v.tat_ns : now_ns;
+	/* A key's debt is at most what the rate in force allows (a burst just taken): when the
+	 * rate was raised (a reload, a limit action's end), the old, slower rate's debt does not
+	 * hold the events back for longer than one new interval. */
+	if (tat - now_ns > t + tau) {
+		tat = now_ns + t + tau;
+		s->v.tat_ns = tat; /* kept: the next event's question starts from it */
+	}
 	if (tat - now_ns > tau) {
 		if (next_ok_us != NULL)
 			*next_ok_us = (tat - tau + NSEC_PER_USEC - 1) / NSEC_PER_USEC;

@@ -14,28 +14,6 @@
 #define RATE_PERIOD_MAX    (30 * DAY_S)  /* a rate over more than a month is a schedule */
 #define TRIGGER_PERIOD_MAX (7 * DAY_S)
 
-/* Leading decimal digits into *out; the first byte after them, or NULL if there are none or
- * the value does not fit in 64 bits. */
-static const char *
-digits(const char *p, uint64_t *out)
-{
-	const char *start = p;
-	uint64_t v = 0;
-
-	while (*p >= '0' && *p <= '9') {
-		unsigned d = (unsigned)(*p - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return NULL;
-		v = v * 10 + d;
-		p++;
-	}
-	if (p == start)
-		return NULL;
-	*out = v;
-	return p;
-}
-
 static const char *
 blanks(const char *p)
 {
@@ -50,7 +28,7 @@ sh_parse_count(const char *text, uint64_t *out, const char **why)
 	const char *p;
 
 	*why = "expected a whole number";
-	if (text == NULL || (p = digits(text, out)) == NULL) {
+	if (text == NULL || (p = units_digits(text, out)) == NULL) {
 		if (text != NULL && *text >= '0' && *text <= '9')
 			*why = "too large";
 		return -1;
@@ -61,55 +39,12 @@ sh_parse_count(const char *text, uint64_t *out, const char **why)
 int
 sh_parse_duration(const char *text, uint64_t *out, const char **why)
 {
-	const char *p;
-	uint64_t v, mult;
+	int rc = units_duration(text, out);
 
-	*why = "expected a number of seconds with an optional s, m, h or d suffix, as in 30, "
-	       "30s, 5m, 2h, 1d";
-	if (text == NULL || (p = digits(text, &v)) == NULL) {
-		if (text != NULL && *text >= '0' && *text <= '9')
-			*why = "too large";
-		return -1;
-	}
-	/* Lower case only, as in drover.conf: "5M" may be a size typed in the wrong place. */
-	switch (*p) {
-	case '\0':
-	case 's':
-		mult = 1;
-		break;
-	case 'm':
-		mult = 60;
-		break;
-	case 'h':
-		mult = 3600;
-		break;
-	case 'd':
-		mult = DAY_S;
-		break;
-	default:
-		return -1;
-	}
-	if (*p != '\0' && p[1] != '\0')
-		return -1;
-	if (v > UINT64_MAX / mult) {
-		*why = "too large";
-		return -1;
-	}
-	*out = v * mult;
-	return 0;
-}
-
-void
-sh_format_duration(uint64_t s, char *buf, size_t size)
-{
-	if (s != 0 && s % DAY_S == 0)
-		snprintf(buf, size, "%llud", (unsigned long long)(s / DAY_S));
-	else if (s != 0 && s % 3600 == 0)
-		snprintf(buf, size, "%lluh", (unsigned long long)(s / 3600));
-	else if (s != 0 && s % 60 == 0)
-		snprintf(buf, size, "%llum", (unsigned long long)(s / 60));
-	else
-		snprintf(buf, size, "%llus", (unsigned long long)s);
+	*why = rc == -2 ? "too large"
+	                : "expected a number of seconds with an optional s, m, h or d suffix, "
+	                  "as in 30, 30s, 5m, 2h, 1d";
+	return rc == 0 ? 0 : -1;
 }
 
 /* ---- Rates ---- */
@@ -139,7 +74,7 @@ shape_rate_parse(const char *text, struct shape_rate *out, const char **why)
 		*out = (struct shape_rate){0};
 		return 0;
 	}
-	if ((p = digits(text, &count)) == NULL || *p != '/')
+	if ((p = units_digits(text, &count)) == NULL || *p != '/')
 		return -1;
 	if (count == 0) {
 		*why = "0 per period sends nothing: write \"unlimited\" for no limit, or suspend "
@@ -152,7 +87,7 @@ shape_rate_parse(const char *text, struct shape_rate *out, const char **why)
 	}
 	p++;
 	if (*p >= '0' && *p <= '9') {
-		if ((p = digits(p, &mult)) == NULL || mult == 0)
+		if ((p = units_digits(p, &mult)) == NULL || mult == 0)
 			return -1;
 	}
 	unit = p;
@@ -175,7 +110,7 @@ shape_rate_parse(const char *text, struct shape_rate *out, const char **why)
 		if (strncmp(p, "burst", 5) != 0 || (p[5] != ' ' && p[5] != '\t'))
 			return -1;
 		p = blanks(p + 5);
-		if ((p = digits(p, &burst)) == NULL || *blanks(p) != '\0')
+		if ((p = units_digits(p, &burst)) == NULL || *blanks(p) != '\0')
 			return -1;
 		if (burst == 0 || burst > count) {
 			*why = "burst must be from 1 (evenly spaced) to the count per period";
@@ -247,7 +182,7 @@ sh_parse_trigger(const char *text, unsigned *count, uint64_t *period_s, const ch
 		*period_s = 0;
 		return 0;
 	}
-	if ((p = digits(text, &n)) == NULL)
+	if ((p = units_digits(text, &n)) == NULL)
 		return -1;
 	if (*p != ' ' && *p != '\t')
 		return -1;

@@ -135,6 +135,28 @@ test_gcra_rate_over_a_minute(void **state)
 	shape_state_free(st);
 }
 
+/* The rate raised (a reload, a limit's end): the slow rate's debt holds the key back one new
+ * interval at most, then the new rate is in force. */
+static void
+test_gcra_rate_raised(void **state)
+{
+	struct shape_state *st = state_on("");
+	struct shape_rate slow = rate("1/min"), fast = rate("100/s");
+	uint64_t next = 0;
+
+	(void)state;
+	assert_true(shape_throttle_take(st, "k", &slow, T0, &next));
+	assert_false(shape_throttle_take(st, "k", &slow, T0 + 1000, &next));
+	assert_int_equal(next, T0 + MINUTE);
+	assert_false(shape_throttle_take(st, "k", &fast, T0 + 1000, &next));
+	assert_true(next <= T0 + 1000 + 10000);
+	assert_true(shape_throttle_take(st, "k", &fast, next, &next));
+	within_one_percent(offer(st, "k", &fast, T0 + 20000, MINUTE, 1000), 6000);
+	/* Lowered again: the slower rate holds from there. */
+	assert_true(offer(st, "k", &slow, T0 + MINUTE + 20000, MINUTE, 1000) <= 2);
+	shape_state_free(st);
+}
+
 static void
 test_gcra_burst_and_wait(void **state)
 {
@@ -363,6 +385,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rate_parse),
 	    cmocka_unit_test(test_gcra_rate_over_a_minute),
+	    cmocka_unit_test(test_gcra_rate_raised),
 	    cmocka_unit_test(test_gcra_burst_and_wait),
 	    cmocka_unit_test(test_idle_keys_and_bound),
 	    cmocka_unit_test(test_message_rate_shared),

@@ -1,9 +1,9 @@
-/* siphash.c - SipHash-2-4, the keyed hash of every table here whose keys a client chooses. */
+/* core/siphash.c - SipHash-2-4, the keyed hash of every table whose keys a client chooses. */
+#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "access/internal.h"
 #include "core/core.h"
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -26,18 +26,24 @@
 		v2 = ROTL(v2, 32);                                                                 \
 	} while (0)
 
+static unsigned char
+octet(const unsigned char *p, bool fold)
+{
+	return fold ? (unsigned char)tolower(*p) : *p;
+}
+
 static uint64_t
-load_le64(const unsigned char *p)
+load_le64(const unsigned char *p, bool fold)
 {
 	uint64_t v = 0;
 
 	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
+		v = (v << 8) | octet(p + i, fold);
 	return v;
 }
 
-uint64_t
-siphash24(const uint64_t key[2], const void *data, size_t len)
+static uint64_t
+siphash(const uint64_t key[2], const void *data, size_t len, bool fold)
 {
 	const unsigned char *p = data;
 	uint64_t v0 = 0x736f6d6570736575ULL ^ key[0];
@@ -48,14 +54,14 @@ siphash24(const uint64_t key[2], const void *data, size_t len)
 	size_t i, end = len - len % 8;
 
 	for (i = 0; i < end; i += 8) {
-		m = load_le64(p + i);
+		m = load_le64(p + i, fold);
 		v3 ^= m;
 		SIPROUND;
 		SIPROUND;
 		v0 ^= m;
 	}
 	for (size_t k = 0; i + k < len; k++)
-		b |= (uint64_t)p[i + k] << (8 * k);
+		b |= (uint64_t)octet(p + i + k, fold) << (8 * k);
 	v3 ^= b;
 	SIPROUND;
 	SIPROUND;
@@ -68,6 +74,18 @@ siphash24(const uint64_t key[2], const void *data, size_t len)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
+uint64_t
+siphash24(const uint64_t key[2], const void *data, size_t len)
+{
+	return siphash(key, data, len, false);
+}
+
+uint64_t
+siphash24_fold(const uint64_t key[2], const void *data, size_t len)
+{
+	return siphash(key, data, len, true);
+}
+
 void
 siphash_key_random(uint64_t key[2])
 {
@@ -78,7 +96,7 @@ siphash_key_random(uint64_t key[2])
 		ssize_t n = getrandom(p + got, 2 * sizeof(uint64_t) - got, 0);
 
 		if (n < 0 && errno != EINTR)
-			fatal("access: getrandom: %s", strerror(errno));
+			fatal("siphash: getrandom: %s", strerror(errno));
 		if (n > 0)
 			got += (size_t)n;
 	}
