@@ -220,6 +220,26 @@ reload_bounce_rules(struct server *srv)
 	         ndecisions);
 }
 
+/* delivery.shaping again (SIGHUP): connections opened from then on follow the new rules;
+ * throttles, active adaptive actions and warm-up counts carry over. A file with a mistake
+ * changes nothing. */
+static void
+reload_shaping(struct server *srv)
+{
+	char err[4096];
+	int rc;
+
+	if (srv->engine == NULL)
+		return;
+	rc = queue_engine_reload_shaping(srv->engine, err, sizeof(err));
+	if (rc < 0)
+		log_error("shaping rules not reloaded, the old ones stay: %s", err);
+	else if (rc > 0)
+		log_info("shaping rules reloaded from %s", srv->cfg->delivery.shaping != NULL
+		                                               ? srv->cfg->delivery.shaping
+		                                               : "the built-in rules");
+}
+
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -236,6 +256,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		ingress_reload_users(srv->ingress);
 	}
 	reload_bounce_rules(srv);
+	reload_shaping(srv);
 	/* The DNS may have been fixed (or broken) since: check the signing domains again. */
 	if (preflight_background_running(srv->preflight)) {
 		log_info("preflight: the previous check still runs; not started again");

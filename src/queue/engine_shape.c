@@ -108,31 +108,86 @@ base_settings(const struct queue_engine *e, struct shape_settings *b)
 	b->tls = shape_tls_of(engine_tls_policy(e, ""));
 }
 
-int
-engine_shape_start(struct queue_engine *e, char *err, size_t errlen)
+/* The rules file (or the built-in rules) over drover.conf's delivery settings. */
+static struct shape_rules *
+rules_load(const struct queue_engine *e, char *err, size_t errlen)
 {
 	const char *path = e->cfg->delivery.shaping;
 	struct shape_settings base;
 	struct shape_origin origin[SHAPE_FIELD_COUNT];
+	struct shape_rules *r;
 	char why[4096];
 
-	if (path != NULL && strcmp(path, "none") == 0)
-		return 0;
 	base_settings(e, &base);
 	for (size_t i = 0; i < SHAPE_FIELD_COUNT; i++)
 		origin[i] = (struct shape_origin){
 		    .layer = SHAPE_LAYER_BUILTIN, .file = e->cfg->path, .name = "delivery"};
-	e->shape_rules = path != NULL ? shape_rules_load(path, &base, origin, why, sizeof(why))
-	                              : shape_rules_builtin(&base, origin, why, sizeof(why));
-	if (e->shape_rules == NULL) {
+	r = path != NULL ? shape_rules_load(path, &base, origin, why, sizeof(why))
+	                 : shape_rules_builtin(&base, origin, why, sizeof(why));
+	if (r == NULL)
 		snprintf(err, errlen, "delivery.shaping: %s", why);
+	return r;
+}
+
+int
+engine_shape_start(struct queue_engine *e, char *err, size_t errlen)
+{
+	const char *path = e->cfg->delivery.shaping;
+
+	if (path != NULL && strcmp(path, "none") == 0)
+		return 0;
+	e->shape_rules = rules_load(e, err, errlen);
+	if (e->shape_rules == NULL)
 		return -1;
-	}
 	e->shape = shape_state_new(e->shape_rules, 0, 0);
 	pthread_mutex_init(&e->shape_lock, NULL);
 	e->shape_lock_made = true;
 	e->providers = xcalloc(1, sizeof(*e->providers));
 	return 0;
+}
+
+struct rules_swap {
+	struct queue_engine *e;
+	struct shape_rules *rules;
+};
+
+/* On the engine thread, the only one that reads the rules. The state keeps its throttles,
+ * slots, warm-up counts and active actions (shape_state_set_rules); connections opened from
+ * now on get the new settings, those open finish with theirs. */
+static void
+rules_swap(void *arg)
+{
+	struct rules_swap *sw = arg;
+	struct queue_engine *e = sw->e;
+
+	shape_state_set_rules(e->shape, sw->rules);
+	shape_rules_unref(e->shape_rules);
+	e->shape_rules = sw->rules; /* the reference the load gave */
+	free(sw);
+	/* Mail held for a rate or a cap asks the new rules now rather than at the old time (a
+	 * suspension still in force holds it again at once). */
+	queue_hold_none(e->q, time_now_us());
+	log_debug("delivery: new shaping rules in force; held mail asks them again");
+	engine_kick(e);
+}
+
+int
+queue_engine_reload_shaping(struct queue_engine *e, char *err, size_t errlen)
+{
+	struct rules_swap *sw;
+	struct shape_rules *r;
+
+	if (e == NULL || e->shape == NULL)
+		return 0; /* "none": nothing to reload */
+	/* Read and compiled here, on the caller's thread: the engine's loop never waits on a
+	 * file. */
+	if ((r = rules_load(e, err, errlen)) == NULL)
+		return -1;
+	sw = xcalloc(1, sizeof(*sw));
+	sw->e = e;
+	sw->rules = r;
+	mailbox_post(e->mbox, rules_swap, sw);
+	return 1;
 }
 
 void

@@ -1429,6 +1429,20 @@ queue_hold_site(struct queue *q, const char *site, uint64_t until_us, uint64_t n
 	return 1;
 }
 
+void
+queue_hold_none(struct queue *q, uint64_t now_us)
+{
+	note_now(q, now_us);
+	for (uint32_t i = 0; i < q->ndests_slots; i++) {
+		struct queue_dest *d = q->dests[i];
+
+		if (d == NULL || d->held_until == 0)
+			continue;
+		d->held_until = 0;
+		site_update(q, d->site); /* may free lanes: the loop checks for NULL */
+	}
+}
+
 bool
 queue_dest_yields(const struct queue *q, const struct queue_dest *d)
 {

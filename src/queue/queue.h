@@ -307,6 +307,8 @@ enum queue_fate queue_item_done_with(struct queue *, struct queue_item *, enum q
 void queue_hold(struct queue *, struct queue_dest *, uint64_t until_us, uint64_t now_us);
 /* The same for every lane of a site (a provider suspended); 0 if no such site is queued. */
 int queue_hold_site(struct queue *, const char *site, uint64_t until_us, uint64_t now_us);
+/* Every hold lifted (the shaping rules changed: each lane asks them again). O(lanes). */
+void queue_hold_none(struct queue *, uint64_t now_us);
 /* True if a lane of higher priority at d's site has mail ready and no connection: a
  * connection of d with nothing to send should close rather than idle on its slot. */
 bool queue_dest_yields(const struct queue *, const struct queue_dest *);
@@ -453,6 +455,12 @@ struct spool;
 int queue_cli_list(const struct config *, struct spool *, bool json);
 int queue_cli_summary(const struct config *, struct spool *, bool json);
 int queue_cli_show(const struct config *, struct spool *, const char *id);
+
+/* Reads the shaping rules again (delivery.shaping; SIGHUP): checked and compiled on the
+ * calling thread, then swapped in on the engine's. Returns 1 swapped (or about to be), 0 no
+ * rules to reload ("none"), -1 with every error (file:line) in err: the old rules stay. Any
+ * thread but the engine's. */
+int queue_engine_reload_shaping(struct queue_engine *, char *err, size_t errlen);
 
 /* The adaptive actions active now (docs/shaping.md, AdaptiveAction records' fields), as a JSON
  * array (a new reference; empty without shaping). Any thread. */

@@ -5,6 +5,7 @@ Destinations are reached through routes (the receivers' addresses); the rules na
 domain, so no DNS is needed.
 """
 
+import signal
 import subprocess
 import time
 
@@ -24,10 +25,11 @@ def rules_file(tmp_path, text):
     return path
 
 
-def start(make_drover, tmp_path, rules, rx_port, control="", **delivery):
+def start(make_drover, tmp_path, rules, rx_port, control="", extra="", **delivery):
     d = {"retry": ["1s"], "shaping": str(rules_file(tmp_path, rules))}
     d.update(delivery)
-    return make_drover(delivery=d, routes={DEST: [f"{RX_IP}:{rx_port}"]}, control=control)
+    return make_drover(delivery=d, routes={DEST: [f"{RX_IP}:{rx_port}"]}, control=control,
+                       extra=extra)
 
 
 def send(port, count, rcpt=f"user@{DEST}"):
@@ -143,3 +145,32 @@ def test_shaping_file_errors_name_file_and_line(drover_bin, tmp_path):
                        text=True, timeout=deadline(10))
     assert r.returncode != 0
     assert f"{rules}:2" in r.stderr, r.stderr
+
+
+def test_sighup_reloads_the_rules_and_keeps_them_when_broken(make_drover, tmp_path):
+    """A rate of 1/min holds mail back; a broken file on SIGHUP changes nothing (with its
+    file:line in the log); a fixed one lifts the limit for the mail still queued."""
+    slow = f'domain "{DEST}" {{\n  message_rate = "1/min"\n}}\n'
+
+    def reload(rate, says):
+        path.write_text(f'domain "{DEST}" {{\n  message_rate = "{rate}"\n}}\n')
+        d.send_signal(signal.SIGHUP)
+        wait_for(lambda: says in d.stderr_text(), deadline(10), what=says)
+        return [ln for ln in d.stderr_text().splitlines() if says in ln][0]
+
+    with Receiver(hosts=(RX_IP,)) as rx:
+        d = start(make_drover, tmp_path, slow, rx.port)
+        path = tmp_path / "shaping.conf"
+        send(d.port, 4)
+        wait_for(lambda: len(rx.messages()) >= 1, deadline(20), interval=0.1,
+                 what="the first message")
+        time.sleep(1)
+        assert len(rx.messages()) == 1
+        line = reload("fast", "shaping rules not reloaded")
+        assert f"{path}:2" in line, line
+        time.sleep(1)
+        assert len(rx.messages()) == 1
+        reload("100/s", "shaping rules reloaded from")
+        # Held mail asks the new rules at once.
+        wait_for(lambda: len(rx.messages()) >= 4, deadline(20), interval=0.2,
+                 what="the rest after the reload")
