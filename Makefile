@@ -4,7 +4,7 @@
 BUILD    ?= build
 JOBS     ?= $(shell nproc)
 PYTHON   := /usr/bin/python3
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 10
 
 .PHONY: all run test deps deps-test release asan fuzz unit integration bench format format-check clean
 
@@ -26,16 +26,16 @@ asan: deps
 
 fuzz: deps-test
 	@CC=clang cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DDROVER_FUZZ=ON >/dev/null
-	@cmake --build $(BUILD)/fuzz -j $(JOBS)
+	@cmake --build $(BUILD)/fuzz -j $(JOBS) --target fuzzers
 
 run: release
 	$(BUILD)/release/drover serve
 
 # Every test on both builds; the fuzz targets run briefly on their seed corpora.
 test: deps-test format-check release asan fuzz
-	cd $(BUILD)/release && ctest --output-on-failure
+	cd $(BUILD)/release && ctest -j $(JOBS) --output-on-failure
 	DROVER_BIN=$(CURDIR)/$(BUILD)/release/drover $(PYTHON) -m pytest -q tests/integration
-	cd $(BUILD)/asan && ctest --output-on-failure
+	cd $(BUILD)/asan && ctest -j $(JOBS) --output-on-failure
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  DROVER_BIN=$(CURDIR)/$(BUILD)/asan/drover DROVER_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 	tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS)

@@ -3,6 +3,7 @@
  * Every subcommand takes --config FILE; without it the embedded defaults apply, so that
  * `drover serve` on a fresh machine does something useful and safe (loopback only). */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +275,7 @@ cmd_serve(struct options *o)
 	struct server srv = {.lock_fd = -1};
 	struct event *sigs[3];
 	struct run_user run_as = {0};
+	sigset_t held_signals;
 	char err[512] = "";
 	int rc = 1;
 
@@ -281,6 +283,15 @@ cmd_serve(struct options *o)
 		return 2;
 	log_set_level((enum log_level)cfg->log_level_value);
 	signal(SIGPIPE, SIG_IGN);
+	/* The stop and reload signals wait (blocked, pending) until their handlers exist: the
+	 * listeners accept connections from the moment they are bound, so a client (or a test)
+	 * may take the server for started and signal it while the rest still starts. Threads
+	 * started meanwhile keep them blocked, so they reach the main loop's handlers only. */
+	sigemptyset(&held_signals);
+	sigaddset(&held_signals, SIGTERM);
+	sigaddset(&held_signals, SIGINT);
+	sigaddset(&held_signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &held_signals, NULL);
 	/* Who to become is checked first: a missing user is a configuration error, not
 	 * something to find after the spool was opened. */
 	if (geteuid() == 0 && privileges_lookup(cfg->user, &run_as, err, sizeof(err)) < 0) {
@@ -368,6 +379,7 @@ cmd_serve(struct options *o)
 	sigs[2] = evsignal_new(srv.base, SIGHUP, on_hup, &srv);
 	for (size_t i = 0; i < nitems(sigs); i++)
 		event_add(sigs[i], NULL);
+	pthread_sigmask(SIG_UNBLOCK, &held_signals, NULL);
 	srv.cfg = cfg;
 	{
 		struct control_sources cs = {srv.ingress, srv.engine, srv.spool, srv.webhooks};

@@ -146,8 +146,11 @@ def test_server_checks_its_signing_domains_at_start(make_drover, world):
     keys_only = text[text.index("dkim_key"):]
     d = make_drover(delivery={"dns_forwarders": [dns.forwarder], "enabled": False},
                     extra=keys_only)
-    wait_for(lambda: "preflight stale.example: DKIM:" in d.stderr_text(), deadline(20),
-             what="the start-up preflight warning")
+    # One line per domain, in no promised order: wait for all three.
+    lines = ("preflight stale.example: DKIM:", "preflight nodmarc.example: DMARC:",
+             "preflight sender.example: DKIM")
+    wait_for(lambda: all(x in d.stderr_text() for x in lines), deadline(20),
+             what="the start-up preflight lines")
     err = d.stderr_text()
     assert "publishes a different key" in err
     assert "preflight nodmarc.example: DMARC: no DMARC policy" in err
