@@ -328,7 +328,7 @@ engine_queue_add(struct queue_engine *e, const char *id, uint64_t received_us, c
 
 	/* The site is where shaping counts: the domain's provider (every Gmail and Workspace
 	 * domain at one window), or the domain. */
-	engine_shape_site(e, domain, p, site, sizeof(site), &lane.max_window);
+	engine_shape_site(e, domain, p, site, sizeof(site), &lane.max_window, &lane.initial_window);
 	lane.site = site;
 
 	/* A stream this configuration does not know (the spool was written under another) is

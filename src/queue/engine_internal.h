@@ -326,7 +326,7 @@ void engine_shape_learn(struct queue_engine *, const char *domain, const char *c
 /* The queue site of a domain's mail (the domain, its provider, or its own rules section) and
  * the site's window top for a lane leaving from pool (0: the queue's default). */
 void engine_shape_site(struct queue_engine *, const char *domain, const struct pool_conf *pool,
-                       char *site, size_t size, unsigned *max_window);
+                       char *site, size_t size, unsigned *max_window, unsigned *initial_window);
 /* egress_pick, skipping sources suspended, capped or out of connection tokens there;
  * *earliest (may be NULL) is the soonest one of those could go. */
 long engine_shape_pick(struct attempt *, uint64_t now, bool consume, uint64_t *earliest);

@@ -257,13 +257,14 @@ engine_shape_learn(struct queue_engine *e, const char *domain, const char *const
 
 void
 engine_shape_site(struct queue_engine *e, const char *domain, const struct pool_conf *pool,
-                  char *site, size_t size, unsigned *max_window)
+                  char *site, size_t size, unsigned *max_window, unsigned *initial_window)
 {
 	struct shape_params p;
 	uint64_t w;
 	unsigned sources = pool != NULL && pool->nmembers > 0 ? (unsigned)pool->nmembers : 1;
 
 	*max_window = 0;
+	*initial_window = 0;
 	if (e->shape_rules == NULL) {
 		strlcpy_s(site, domain, size);
 		return;
@@ -275,6 +276,7 @@ engine_shape_site(struct queue_engine *e, const char *domain, const struct pool_
 	if (p.s.provider_max_connections != 0 && p.s.provider_max_connections < w)
 		w = p.s.provider_max_connections;
 	*max_window = w == 0 ? 1 : w > UINT32_MAX ? UINT32_MAX : (unsigned)w;
+	*initial_window = p.s.initial_connections;
 }
 
 /* ---- Events ---- */

@@ -78,10 +78,11 @@ struct queue_site {
 	struct named n;
 	struct queue_dest **lanes;
 	uint32_t nlanes, lanes_cap;
-	uint32_t *class_slots; /* connections held per class (q->nclasses) */
-	uint8_t state;         /* enum queue_dest_state */
-	uint32_t slots;        /* connections held by all lanes */
-	uint32_t max_window;   /* the window's top; 0: the options' max_window */
+	uint32_t *class_slots;   /* connections held per class (q->nclasses) */
+	uint8_t state;           /* enum queue_dest_state */
+	uint32_t slots;          /* connections held by all lanes */
+	uint32_t max_window;     /* the window's top; 0: the options' max_window */
+	uint32_t initial_window; /* where it opens (slow start); 0: the options' */
 	uint32_t window;
 	uint32_t credit; /* transactions answered on reused connections since the window last
 	                  * grew: at `window` of them it grows (queue_feedback_transaction) */
@@ -590,6 +591,15 @@ site_max_window(const struct queue *q, const struct queue_site *s)
 	return s->max_window != 0 ? s->max_window : q->opt.max_window;
 }
 
+/* The window a new or revived site opens at, within its top. */
+static uint32_t
+site_initial_window(const struct queue *q, const struct queue_site *s)
+{
+	uint32_t w = s->initial_window != 0 ? s->initial_window : q->opt.initial_window;
+
+	return w < site_max_window(q, s) ? w : site_max_window(q, s);
+}
+
 /* Connections allowed at once now. */
 static uint32_t
 site_window(const struct queue_site *s)
@@ -1023,6 +1033,14 @@ queue_add_lane(struct queue *q, const char *id, const struct queue_lane *lane, u
 	}
 	if (lane->max_window != 0)
 		site_set_max_window(d->site, lane->max_window);
+	if (lane->initial_window != 0 && d->site->initial_window != lane->initial_window) {
+		/* A site that has not opened past its old start opens from the new one. */
+		bool fresh = d->site->window == site_initial_window(q, d->site);
+
+		d->site->initial_window = lane->initial_window;
+		if (fresh && d->site->state == QUEUE_DEST_ALIVE)
+			d->site->window = site_initial_window(q, d->site);
+	}
 	it = item_alloc(q);
 	memcpy(it->id, raw, ID_BYTES);
 	it->dest = d->idx;
@@ -1269,9 +1287,7 @@ queue_feedback(struct queue *q, struct queue_dest *d, enum queue_conn conn, uint
 		s->fails = 0;
 		if (s->state != QUEUE_DEST_ALIVE) {
 			site_set_state(q, s, QUEUE_DEST_ALIVE);
-			s->window = q->opt.initial_window < site_max_window(q, s)
-			                ? q->opt.initial_window
-			                : site_max_window(q, s);
+			s->window = site_initial_window(q, s);
 			s->credit = 0;
 			s->deaths = 0;
 			s->dead_until = 0;

@@ -192,6 +192,8 @@ struct queue_lane {
 	/* The site's window top (its shaping's max_connections); 0: the options' max_window.
 	 * The latest add that gives one sets it. */
 	unsigned max_window;
+	/* Where the site's window opens (slow start); 0: the options' initial_window. */
+	unsigned initial_window;
 };
 
 /* Queue one message's recipients at one destination, in one lane. next_attempt_us in the past

@@ -411,6 +411,40 @@ test_site_max_window(void **state)
 	queue_free(q);
 }
 
+/* A site opens at its lanes' initial window (shaping's initial_connections), within its top. */
+static void
+test_site_initial_window(void **state)
+{
+	struct queue *q = new_queue(4, 0); /* options: initial = max = 4 */
+	struct queue_lane l = {.site = "slow",
+	                       .name = "bulk@slow.example",
+	                       .cls = BULK,
+	                       .max_window = 6,
+	                       .initial_window = 1};
+	struct queue_item *items[8];
+	struct queue_batch b;
+	struct queue_dest_stats st;
+
+	(void)state;
+	for (uint64_t i = 1; i <= 3; i++)
+		assert_int_equal(queue_add_lane(q, id_of(i), &l, T0, T0, 0), 0);
+	assert_int_equal(queue_take(q, T0, &b, items, 1), 1);
+	queue_dest_stats(q, b.dest, &st);
+	assert_int_equal(st.window, 1);
+	assert_int_equal(st.max_window, 6);
+	{
+		struct queue_batch none;
+
+		assert_int_equal(queue_take(q, T0, &none, items + 1, 1), 0); /* one at first */
+	}
+	queue_feedback(q, b.dest, QUEUE_CONN_OK, T0); /* it answered: two */
+	queue_dest_stats(q, b.dest, &st);
+	assert_int_equal(st.window, 2);
+	queue_item_done(q, items[0], QUEUE_DELIVERED, T0, NULL);
+	queue_release(q, b.dest, QUEUE_CONN_NONE, T0);
+	queue_free(q);
+}
+
 /* Bad classes are refused by queue_new. */
 static void
 test_class_options(void **state)
@@ -451,6 +485,7 @@ main(void)
 	    cmocka_unit_test(test_class_options),
 	    cmocka_unit_test(test_hold),
 	    cmocka_unit_test(test_site_max_window),
+	    cmocka_unit_test(test_site_initial_window),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
