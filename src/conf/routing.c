@@ -47,38 +47,12 @@ static size_t nseen;
 static unsigned rules_ended; /* rule sections read so far: the one being read is the next */
 
 static void
-locate(cfg_t *cfg, const char **file, int *line)
-{
-	*file = NULL;
-	*line = 0;
-	if (rctx != NULL && rctx->src != NULL && cfg != NULL && cfg->line > 0)
-		cfgtext_where(rctx->src, cfg->line, file, line);
-}
-
-static void report(cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-report(cfg_t *cfg, const char *fmt, ...)
-{
-	char msg[1024];
-	const char *file;
-	int line;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	locate(cfg, &file, &line);
-	load_error_at(rctx, file, line, "%s", msg);
-}
-
-static void
 remember(cfg_t *sec, const char *opt, unsigned idx)
 {
 	const char *file;
 	int line;
 
-	locate(sec, &file, &line);
+	schema_locate(sec, &file, &line);
 	seen = xrealloc(seen, (nseen + 1) * sizeof(*seen));
 	seen[nseen++] = (struct seen_value){
 	    .sec = sec,
@@ -201,10 +175,11 @@ on_priority(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return 0;
 	path_of(cfg, opt->name, path, sizeof(path));
 	if (parse_count(value, &n) != 0 || n > LIM_STREAM_PRIORITY_MAX) {
-		report(cfg,
-		       "%s: \"%s\": must be a whole number from 0 to %d (at a destination, a free "
-		       "connection goes to the stream of highest priority)",
-		       path, shown(value, v, sizeof(v)), LIM_STREAM_PRIORITY_MAX);
+		schema_report(
+		    cfg,
+		    "%s: \"%s\": must be a whole number from 0 to %d (at a destination, a free "
+		    "connection goes to the stream of highest priority)",
+		    path, shown(value, v, sizeof(v)), LIM_STREAM_PRIORITY_MAX);
 		return 0;
 	}
 	*(long *)result = (long)n;
@@ -223,14 +198,14 @@ on_lifetime(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return 0;
 	path_of(cfg, opt->name, path, sizeof(path));
 	if (parse_duration_why(value, &s, &why) != 0) {
-		report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
+		schema_report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
 		return 0;
 	}
 	if (s < LIM_DELIVERY_QUEUE_LIFETIME_MIN || s > LIM_DELIVERY_QUEUE_LIFETIME_MAX) {
 		units_format_duration(LIM_DELIVERY_QUEUE_LIFETIME_MIN, lo, sizeof(lo));
 		units_format_duration(LIM_DELIVERY_QUEUE_LIFETIME_MAX, hi, sizeof(hi));
-		report(cfg, "%s: \"%s\": must be from %s to %s, as delivery.queue_lifetime", path,
-		       shown(value, v, sizeof(v)), lo, hi);
+		schema_report(cfg, "%s: \"%s\": must be from %s to %s, as delivery.queue_lifetime",
+		              path, shown(value, v, sizeof(v)), lo, hi);
 		return 0;
 	}
 	*(long *)result = (long)s;
@@ -251,16 +226,17 @@ on_stream_retry(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return 0;
 	path_of(cfg, opt->name, path, sizeof(path));
 	if (cfg_opt_size(opt) == LIM_DELIVERY_RETRY_COUNT + 1)
-		report(cfg,
-		       "%s: \"%s\": more than %d intervals (the last one repeats; a longer list is "
-		       "a typo, not a policy)",
-		       path, shown(value, v, sizeof(v)), LIM_DELIVERY_RETRY_COUNT);
+		schema_report(
+		    cfg,
+		    "%s: \"%s\": more than %d intervals (the last one repeats; a longer list is "
+		    "a typo, not a policy)",
+		    path, shown(value, v, sizeof(v)), LIM_DELIVERY_RETRY_COUNT);
 	if (parse_duration_why(value, &s, &why) != 0) {
-		report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
+		schema_report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
 	} else if (s < 1 || s > LIM_DELIVERY_RETRY_INTERVAL_MAX) {
 		units_format_duration(LIM_DELIVERY_RETRY_INTERVAL_MAX, hi, sizeof(hi));
-		report(cfg, "%s: \"%s\": each interval must be from 1s to %s", path,
-		       shown(value, v, sizeof(v)), hi);
+		schema_report(cfg, "%s: \"%s\": each interval must be from 1s to %s", path,
+		              shown(value, v, sizeof(v)), hi);
 	}
 	return 0;
 }
@@ -295,10 +271,11 @@ on_reserve(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	remember(cfg, opt->name, 0);
 	if (reserve_parse(value, &pct) != 0) {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg,
-		       "%s: \"%s\": expected a share of each destination's connections from 0%% "
-		       "to 100%%, as in \"20%%\"",
-		       path, shown(value, v, sizeof(v)));
+		schema_report(
+		    cfg,
+		    "%s: \"%s\": expected a share of each destination's connections from 0%% "
+		    "to 100%%, as in \"20%%\"",
+		    path, shown(value, v, sizeof(v)));
 	}
 	return 0;
 }
@@ -316,7 +293,7 @@ on_ref(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	remember(cfg, opt->name, 0);
 	if (*value == '\0') {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg, "%s: must not be empty", path);
+		schema_report(cfg, "%s: must not be empty", path);
 	}
 	return 0;
 }
@@ -330,8 +307,8 @@ on_tenant_stream_pool(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *resul
 		return 0;
 	remember(cfg, opt->name, 0);
 	if (*value == '\0')
-		report(cfg, "tenant stream \"%s\".pool: must not be empty",
-		       cfg->title ? cfg->title : "");
+		schema_report(cfg, "tenant stream \"%s\".pool: must not be empty",
+		              cfg->title ? cfg->title : "");
 	return 0;
 }
 
@@ -366,8 +343,9 @@ on_titled_end(cfg_t *cfg, cfg_opt_t *opt)
 		return 0;
 	remember(sec, "", 0); /* where it ends: errors about the section itself */
 	if (!title_valid(sec->title))
-		report(cfg, "%s \"%s\": the title must be 1 to 64 letters, digits, '-', '_' or '.'",
-		       opt->name, shown(sec->title, v, sizeof(v)));
+		schema_report(
+		    cfg, "%s \"%s\": the title must be 1 to 64 letters, digits, '-', '_' or '.'",
+		    opt->name, shown(sec->title, v, sizeof(v)));
 	return 0;
 }
 
@@ -381,12 +359,13 @@ on_tenant_stream_end(cfg_t *cfg, cfg_opt_t *opt)
 		return 0;
 	remember(sec, "", 0);
 	if (cfg_size(sec, "pool") == 0)
-		report(cfg,
-		       "tenant \"%s\".stream \"%s\": no pool: a tenant's stream section says which "
-		       "pool its mail of that stream leaves from, as in stream \"%s\" { pool = "
-		       "\"%s-bulk\" }",
-		       cfg->title ? cfg->title : "", sec->title, sec->title,
-		       cfg->title ? cfg->title : "");
+		schema_report(
+		    cfg,
+		    "tenant \"%s\".stream \"%s\": no pool: a tenant's stream section says which "
+		    "pool its mail of that stream leaves from, as in stream \"%s\" { pool = "
+		    "\"%s-bulk\" }",
+		    cfg->title ? cfg->title : "", sec->title, sec->title,
+		    cfg->title ? cfg->title : "");
 	return 0;
 }
 
@@ -403,7 +382,7 @@ on_rule_name(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	remember(cfg, opt->name, list_index(opt));
 	if (*value == '\0') {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg, "%s: an entry must not be empty", path);
+		schema_report(cfg, "%s: an entry must not be empty", path);
 	}
 	return 0;
 }
@@ -420,7 +399,7 @@ on_rule_client(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return 0;
 	if (netmask_parse_why(value, &m, &why) != 0) {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
+		schema_report(cfg, "%s: \"%s\": %s", path, shown(value, v, sizeof(v)), why);
 	}
 	return 0;
 }
@@ -433,10 +412,10 @@ on_rule_domain(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	*(const char **)result = value;
 	if (rctx != NULL && !hostname_valid(value)) {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg,
-		       "%s: \"%s\": not a domain name (it matches that domain and its "
-		       "subdomains), as in \"example.com\"",
-		       path, shown(value, v, sizeof(v)));
+		schema_report(cfg,
+		              "%s: \"%s\": not a domain name (it matches that domain and its "
+		              "subdomains), as in \"example.com\"",
+		              path, shown(value, v, sizeof(v)));
 	}
 	return 0;
 }
@@ -489,16 +468,17 @@ on_rule_header(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	path_of(cfg, opt->name, path, sizeof(path));
 	if (header_condition_split(value, &name_len, &pattern) != 0 ||
 	    !field_name_valid(value, name_len)) {
-		report(cfg,
-		       "%s: \"%s\": expected \"Field-Name: pattern\" (a PCRE2 pattern for the "
-		       "field's value; nothing after the colon: the field is there), as in "
-		       "\"Precedence: ^(bulk|list)$\"",
-		       path, shown(value, v, sizeof(v)));
+		schema_report(
+		    cfg,
+		    "%s: \"%s\": expected \"Field-Name: pattern\" (a PCRE2 pattern for the "
+		    "field's value; nothing after the colon: the field is there), as in "
+		    "\"Precedence: ^(bulk|list)$\"",
+		    path, shown(value, v, sizeof(v)));
 		return 0;
 	}
 	if (strlen(pattern) > LIM_RULE_PATTERN_MAX) {
-		report(cfg, "%s: \"%s\": the pattern is longer than %d octets", path,
-		       shown(value, v, sizeof(v)), LIM_RULE_PATTERN_MAX);
+		schema_report(cfg, "%s: \"%s\": the pattern is longer than %d octets", path,
+		              shown(value, v, sizeof(v)), LIM_RULE_PATTERN_MAX);
 		return 0;
 	}
 	/* The options route/ compiles with (route/rules.c): the same pattern must compile
@@ -511,8 +491,8 @@ on_rule_header(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		PCRE2_UCHAR msg[256];
 
 		pcre2_get_error_message(rc, msg, sizeof(msg));
-		report(cfg, "%s: \"%s\": bad pattern at offset %zu: %s", path,
-		       shown(value, v, sizeof(v)), off, (const char *)msg);
+		schema_report(cfg, "%s: \"%s\": bad pattern at offset %zu: %s", path,
+		              shown(value, v, sizeof(v)), off, (const char *)msg);
 		return 0;
 	}
 	pcre2_code_free(re);
@@ -531,10 +511,10 @@ on_rule_count(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	remember(cfg, opt->name, 0);
 	if (parse_count(value, &n) != 0 || n < 1 || n > LIM_SMTP_MAX_RECIPIENTS_MAX) {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg,
-		       "%s: \"%s\": must be a whole number from 1 to %ld (recipients of one "
-		       "message)",
-		       path, shown(value, v, sizeof(v)), (long)LIM_SMTP_MAX_RECIPIENTS_MAX);
+		schema_report(cfg,
+		              "%s: \"%s\": must be a whole number from 1 to %ld (recipients of one "
+		              "message)",
+		              path, shown(value, v, sizeof(v)), (long)LIM_SMTP_MAX_RECIPIENTS_MAX);
 		return 0;
 	}
 	*(long *)result = (long)n;
@@ -567,10 +547,11 @@ on_campaign(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	remember(cfg, opt->name, 0);
 	if (!campaign_valid(value)) {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg,
-		       "%s: \"%s\": a campaign is 1 to %d printable ASCII characters, without "
-		       "blanks at either end",
-		       path, shown(value, v, sizeof(v)), LIM_CAMPAIGN_MAX);
+		schema_report(
+		    cfg,
+		    "%s: \"%s\": a campaign is 1 to %d printable ASCII characters, without "
+		    "blanks at either end",
+		    path, shown(value, v, sizeof(v)), LIM_CAMPAIGN_MAX);
 	}
 	return 0;
 }
@@ -586,8 +567,8 @@ on_campaign_header(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	remember(cfg, opt->name, 0);
 	if (!field_name_valid(value, strlen(value))) {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg, "%s: \"%s\": not a header field name, as in \"X-Campaign-Id\"", path,
-		       shown(value, v, sizeof(v)));
+		schema_report(cfg, "%s: \"%s\": not a header field name, as in \"X-Campaign-Id\"",
+		              path, shown(value, v, sizeof(v)));
 	}
 	return 0;
 }
@@ -604,8 +585,8 @@ on_rule_bool(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	remember(cfg, opt->name, 0);
 	if (b < 0) {
 		path_of(cfg, opt->name, path, sizeof(path));
-		report(cfg, "%s: \"%s\": expected true or false", path,
-		       shown(value ? value : "", v, sizeof(v)));
+		schema_report(cfg, "%s: \"%s\": expected true or false", path,
+		              shown(value ? value : "", v, sizeof(v)));
 		return 0;
 	}
 	*(int *)result = b;
@@ -652,35 +633,40 @@ on_rule_end(cfg_t *cfg, cfg_opt_t *opt)
 		return 0;
 	remember(sec, "", 0);
 	if (n == LIM_CLASSIFICATION_RULES_MAX + 1)
-		report(sec,
-		       "classification.rule[%u]: more than %d rules (each message is matched "
-		       "against them in turn)",
-		       n, LIM_CLASSIFICATION_RULES_MAX);
+		schema_report(
+		    sec,
+		    "classification.rule[%u]: more than %d rules (each message is matched "
+		    "against them in turn)",
+		    n, LIM_CLASSIFICATION_RULES_MAX);
 	for (size_t i = 0; i < nitems(rule_lists); i++)
 		if (cfg_size(sec, rule_lists[i]) > LIM_RULE_LIST_MAX)
-			report(sec,
-			       "classification.rule[%u].%s: more than %d entries (use broader "
-			       "ones: a prefix, a parent domain)",
-			       n, rule_lists[i], LIM_RULE_LIST_MAX);
+			schema_report(
+			    sec,
+			    "classification.rule[%u].%s: more than %d entries (use broader "
+			    "ones: a prefix, a parent domain)",
+			    n, rule_lists[i], LIM_RULE_LIST_MAX);
 	if (cfg_size(sec, "campaign") > 0 && cfg_size(sec, "campaign_header") > 0)
-		report(sec,
-		       "classification.rule[%u]: campaign and campaign_header both set: a rule "
-		       "takes its campaign from one",
-		       n);
+		schema_report(
+		    sec,
+		    "classification.rule[%u]: campaign and campaign_header both set: a rule "
+		    "takes its campaign from one",
+		    n);
 	if (cfg_getint(sec, "min_recipients") > 0 && cfg_getint(sec, "max_recipients") > 0 &&
 	    cfg_getint(sec, "min_recipients") > cfg_getint(sec, "max_recipients"))
-		report(sec,
-		       "classification.rule[%u]: min_recipients (%ld) is more than max_recipients "
-		       "(%ld): no message could match",
-		       n, cfg_getint(sec, "min_recipients"), cfg_getint(sec, "max_recipients"));
+		schema_report(
+		    sec,
+		    "classification.rule[%u]: min_recipients (%ld) is more than max_recipients "
+		    "(%ld): no message could match",
+		    n, cfg_getint(sec, "min_recipients"), cfg_getint(sec, "max_recipients"));
 	if (cfg_size(sec, "stream") == 0 && cfg_size(sec, "tenant") == 0 &&
 	    cfg_size(sec, "campaign") == 0 && cfg_size(sec, "campaign_header") == 0 &&
 	    cfg_size(sec, "pool") == 0 && cfg_size(sec, "trust_headers") == 0 &&
 	    cfg_getbool(sec, "final") != cfg_true)
-		report(sec,
-		       "classification.rule[%u]: decides nothing: set stream, tenant, campaign, "
-		       "campaign_header, pool or trust_headers (or final = true, to stop at it)",
-		       n);
+		schema_report(
+		    sec,
+		    "classification.rule[%u]: decides nothing: set stream, tenant, campaign, "
+		    "campaign_header, pool or trust_headers (or final = true, to stop at it)",
+		    n);
 	return 0;
 }
 
