@@ -9,23 +9,13 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 #include <event2/thread.h>
 
 #include "conf/conf.h"
-#include "control/control.h"
+#include "control/internal.h"
 #include "core/core.h"
 #include "queue/queue.h"
-
-struct control {
-	const struct config *cfg;
-	struct control_sources src;
-	struct event_base *base;
-	struct evhttp *http;
-	struct mailbox *mailbox; /* to stop the loop from another thread */
-	pthread_t thread;
-	bool running;
-	uint64_t started_us;
-};
 
 /* Constant time, so that a token cannot be guessed a character at a time. */
 static bool
@@ -39,8 +29,8 @@ token_equal(const char *a, const char *b)
 	return diff == 0;
 }
 
-static void
-reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
+void
+control_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
 {
 	struct evbuffer *out = evbuffer_new();
 	char *text = json_dumps(body, JSON_COMPACT);
@@ -54,10 +44,54 @@ reply_json(struct evhttp_request *req, int code, const char *reason, json_t *bod
 	json_decref(body);
 }
 
-static void
-reply_error(struct evhttp_request *req, int code, const char *reason, const char *error)
+void
+control_reply_error(struct evhttp_request *req, int code, const char *reason, const char *error)
 {
-	reply_json(req, code, reason, json_pack("{s:s}", "error", error));
+	control_reply_json(req, code, reason, json_pack("{s:s}", "error", error));
+}
+
+json_t *
+control_request_json(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t jerr;
+	json_t *body;
+	char why[256];
+
+	if (len == 0)
+		return json_object();
+	body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+	if (body == NULL) {
+		snprintf(why, sizeof(why), "the body is not JSON: %s (line %d, column %d)",
+		         jerr.text, jerr.line, jerr.column);
+		control_reply_error(req, 400, "Bad Request", why);
+		return NULL;
+	}
+	if (!json_is_object(body)) {
+		json_decref(body);
+		control_reply_error(req, 400, "Bad Request", "the body must be a JSON object");
+		return NULL;
+	}
+	return body;
+}
+
+char *
+control_query_param(struct evhttp_request *req, const char *name)
+{
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq params;
+	const char *v;
+	char *copy = NULL;
+
+	if (query == NULL)
+		return NULL;
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(query, &params) == 0 &&
+	    (v = evhttp_find_header(&params, name)) != NULL)
+		copy = xstrdup(v);
+	evhttp_clear_headers(&params);
+	return copy;
 }
 
 static bool
@@ -72,50 +106,96 @@ authorized(struct control *c, struct evhttp_request *req)
 }
 
 static void
+handle_metrics(struct control *c, struct evhttp_request *req, const char *path)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *text = control_metrics_text(&c->src, (double)(time_mono_us() - c->started_us) / 1e6);
+
+	evbuffer_add(out, text, strlen(text));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+	free(text);
+}
+
+static void
+handle_status(struct control *c, struct evhttp_request *req, const char *path)
+{
+	control_reply_json(
+	    req, 200, "OK",
+	    control_status_json(&c->src, (double)(time_mono_us() - c->started_us) / 1e6));
+}
+
+static void
+handle_shaping(struct control *c, struct evhttp_request *req, const char *path)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "actions", queue_engine_shaping_json(c->src.engine));
+	control_reply_json(req, 200, "OK", o);
+}
+
+/* The endpoints (docs/operations.md, "Control API"). A path ending in '/' is a prefix: the
+ * handler gets the whole path and reads what follows. */
+static const struct endpoint {
+	enum evhttp_cmd_type method;
+	const char *path;
+	control_handler *handler;
+} endpoints[] = {
+    {EVHTTP_REQ_GET, "/metrics", handle_metrics},
+    {EVHTTP_REQ_GET, "/api/v1/status", handle_status},
+    {EVHTTP_REQ_GET, "/api/v1/shaping", handle_shaping},
+};
+
+static bool
+path_matches(const char *pattern, const char *path)
+{
+	size_t n = strlen(pattern);
+
+	if (n > 0 && pattern[n - 1] == '/')
+		return strncmp(path, pattern, n) == 0 && path[n] != '\0';
+	return strcmp(path, pattern) == 0;
+}
+
+static void
 on_request(struct evhttp_request *req, void *arg)
 {
 	struct control *c = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	double uptime = (double)(time_mono_us() - c->started_us) / 1e6;
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	char allow[64] = "";
 
 	if (!authorized(c, req)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		                  "Bearer");
-		reply_error(req, 401, "Unauthorized", "a bearer token is required");
+		control_reply_error(req, 401, "Unauthorized", "a bearer token is required");
 		return;
 	}
 	if (path == NULL)
 		path = "/";
-	if (strcmp(path, "/metrics") != 0 && strcmp(path, "/api/v1/status") != 0 &&
-	    strcmp(path, "/api/v1/shaping") != 0) {
-		reply_error(req, 404, "Not Found", "no such endpoint");
-		return;
-	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
-		reply_error(req, 405, "Method Not Allowed", "GET only");
-		return;
-	}
-	if (strcmp(path, "/metrics") == 0) {
-		struct evbuffer *out = evbuffer_new();
-		char *text = control_metrics_text(&c->src, uptime);
+	for (size_t i = 0; i < nitems(endpoints); i++) {
+		const struct endpoint *ep = &endpoints[i];
 
-		evbuffer_add(out, text, strlen(text));
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-		                  "text/plain; version=0.0.4");
-		evhttp_send_reply(req, 200, "OK", out);
-		evbuffer_free(out);
-		free(text);
+		if (!path_matches(ep->path, path))
+			continue;
+		if (ep->method == method ||
+		    (method == EVHTTP_REQ_HEAD && ep->method == EVHTTP_REQ_GET)) {
+			ep->handler(c, req, path);
+			return;
+		}
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
+		         allow[0] ? ", " : "",
+		         ep->method == EVHTTP_REQ_GET    ? "GET"
+		         : ep->method == EVHTTP_REQ_POST ? "POST"
+		                                         : "DELETE");
+	}
+	if (allow[0] == '\0') {
+		control_reply_error(req, 404, "Not Found", "no such endpoint");
 		return;
 	}
-	if (strcmp(path, "/api/v1/shaping") == 0) {
-		json_t *o = json_object();
-
-		json_object_set_new(o, "actions", queue_engine_shaping_json(c->src.engine));
-		reply_json(req, 200, "OK", o);
-		return;
-	}
-	reply_json(req, 200, "OK", control_status_json(&c->src, uptime));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	control_reply_error(req, 405, "Method Not Allowed", "method not allowed here");
 }
 
 static void *
@@ -151,7 +231,8 @@ control_start(const struct config *cfg, const struct control_sources *src, char 
 	evhttp_set_max_headers_size(c->http, 16 * 1024);
 	evhttp_set_max_body_size(c->http, 64 * 1024);
 	evhttp_set_timeout(c->http, 30);
-	evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                        EVHTTP_REQ_DELETE);
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 
