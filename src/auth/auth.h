@@ -75,6 +75,9 @@ struct dkim_key *dkim_key_load(const char *path, char *err, size_t errlen);
  * other threads sign. */
 int dkim_key_reload(struct dkim_key *, char *err, size_t errlen);
 void dkim_key_free(struct dkim_key *);
+/* A new handle on the key as it is now (its material shared, not read again): a reload that
+ * cannot read the file keeps signing with what was read before. */
+struct dkim_key *dkim_key_copy(struct dkim_key *);
 const char *dkim_key_path(const struct dkim_key *);
 enum dkim_algorithm dkim_key_algorithm(const struct dkim_key *);
 unsigned dkim_key_bits(const struct dkim_key *); /* 253 for Ed25519 (as OpenSSL counts) */

@@ -181,6 +181,17 @@ dkim_key_reload(struct dkim_key *k, char *err, size_t errlen)
 	return 0;
 }
 
+struct dkim_key *
+dkim_key_copy(struct dkim_key *from)
+{
+	struct dkim_key *k = xcalloc(1, sizeof(*k));
+
+	k->path = xstrdup(from->path);
+	pthread_mutex_init(&k->lock, NULL);
+	k->kd = dkim_key_acquire(from);
+	return k;
+}
+
 void
 dkim_key_free(struct dkim_key *k)
 {

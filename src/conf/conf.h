@@ -11,6 +11,7 @@
 #ifndef DROVER_CONF_H
 #define DROVER_CONF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -312,11 +313,12 @@ struct delivery_conf {
 };
 
 struct config {
-	char *path;       /* the file read, NULL for the embedded defaults */
-	char *hostname;   /* greeting, Received:, EHLO; default: the machine's name */
-	char *user;       /* started as root: the user to become once set up ("drover") */
-	unsigned threads; /* SMTP event-loop threads; 0 in the file = one per CPU (at most 16):
-	                     config_load() resolves it, so it is never 0 here */
+	_Atomic unsigned refs; /* config_ref / config_unref */
+	char *path;            /* the file read, NULL for the embedded defaults */
+	char *hostname;        /* greeting, Received:, EHLO; default: the machine's name */
+	char *user;            /* started as root: the user to become once set up ("drover") */
+	unsigned threads;      /* SMTP event-loop threads; 0 in the file = one per CPU (at most 16):
+	                          config_load() resolves it, so it is never 0 here */
 
 	char *spool_directory;
 	uint64_t spool_max_size;
@@ -377,7 +379,8 @@ struct config {
 		char *address; /* "127.0.0.1:8025"; "" = off */
 		struct sockaddr_storage sockaddr;
 		socklen_t socklen;
-		char *token; /* bearer token; required off loopback; NULL = none */
+		char *token;               /* bearer token; required off loopback; NULL = none */
+		uint64_t max_request_size; /* octets of a request body (POST /api/v1/inject) */
 	} control;
 
 	struct dkim_key_conf *dkim_keys; /* in the order of the file */
@@ -386,6 +389,14 @@ struct config {
 
 	struct webhook_conf *webhooks; /* in the order of the file */
 	size_t nwebhooks;
+
+	/* A fingerprint of each top-level setting and titled section (digest.c), for what a
+	 * reload changes. */
+	struct config_digest {
+		char *key; /* "threads", "delivery", "listener \"mx\"" */
+		uint64_t hash;
+	} * digest;
+	size_t ndigest;
 };
 
 /* The route for a domain (exact match, case-insensitive), or NULL. */
@@ -431,7 +442,30 @@ size_t config_dkim_keys_for(const struct config *, const char *from_domain, size
  * include("file") inserts a file (relative to the one that includes it) where it appears.
  * Safe from any thread: loads are serialized (libconfuse's scanner is global). */
 struct config *config_load(const char *path, char *err, size_t errlen);
+/* The same for a reload of the running configuration: files read as root at start that the
+ * server can no longer read (the VERP secrets, root-only as they should be) keep the values
+ * running has, when the setting names the same file. */
+struct config *config_reload(const char *path, const struct config *running, char *err,
+                             size_t errlen);
 void config_free(struct config *);
+/* A loaded configuration is shared by what runs on it (a live reload swaps in a new one while
+ * sessions and connections finish on the old): config_load() gives one reference, ref adds
+ * one (returns its argument), unref drops one and frees at the last (config_free() is an
+ * unref). Any thread; NULL is accepted. */
+struct config *config_ref(const struct config *);
+void config_unref(const struct config *);
+
+/* What a reload from old to new changes, top-level setting by setting and section by section
+ * (key: "delivery", "listener \"mx\"", or a setting a restart needs such as
+ * "control.address"): fn once per difference; restart is true for what a running server
+ * cannot take over (docs/operations.md, "Reloading"). Returns the number of differences. */
+enum config_change { CONFIG_ADDED, CONFIG_CHANGED, CONFIG_REMOVED };
+typedef void config_change_fn(void *arg, const char *key, enum config_change, bool restart);
+size_t config_changes(const struct config *old, const struct config *new, config_change_fn *fn,
+                      void *arg);
+/* True if a and b have the same top-level setting name, or the same sections of that name
+ * (titled: all of them), with the same values. */
+bool config_same_settings(const struct config *a, const struct config *b, const char *name);
 
 /* Parses "127.0.0.0/8", "::1" (a full-length prefix), "2001:db8::/32". 0 or -1. */
 int netmask_parse(const char *text, struct netmask *out);

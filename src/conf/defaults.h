@@ -85,6 +85,12 @@
 /* Metrics and the admin API on loopback: reachable by the operator's tools on the host,
  * by nobody else. */
 #define DEF_CONTROL_ADDRESS "127.0.0.1:8025"
+/* A request body the control plane reads whole into memory: an injection of thousands of
+ * recipients with attachments fits; an accident or a hostile client cannot take more. The
+ * other endpoints take far less (64 KiB). */
+#define DEF_CONTROL_MAX_REQUEST_SIZE     (32L * 1024 * 1024)
+#define LIM_CONTROL_MAX_REQUEST_SIZE_MIN (64L * 1024)
+#define LIM_CONTROL_MAX_REQUEST_SIZE_MAX (1L * 1024 * 1024 * 1024)
 
 /* A recipient on the suppression list is refused at RCPT (550 5.7.1): the client learns at
  * once, and nothing is queued for an address that hard-bounced or complained. */

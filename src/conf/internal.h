@@ -133,6 +133,9 @@ extern cfg_opt_t webhook_opts[];
 int on_webhook_end(cfg_t *cfg, cfg_opt_t *opt);
 void copy_webhooks(cfg_t *cfg, struct config *conf);
 void free_webhooks(struct config *conf);
+/* digest.c: the fingerprints of the parsed file's top-level options (config_changes). */
+void config_digest_build(struct config *conf, cfg_t *cfg);
+void config_digest_free(struct config *conf);
 
 /* ---- One load in progress (load.c) ---- */
 
@@ -172,7 +175,12 @@ struct load_ctx {
 	 * title "source \"a\"", "pool \"p\".source \"a\"", "route \"x\".pool", ... */
 	struct seen_key *egress;
 	size_t negress;
+	/* A reload (config_reload): the configuration running, whose VERP secrets stand in for
+	 * files the server can no longer read. NULL at start. */
+	const struct config *running;
 };
+/* schema.c: the load in progress (under the load lock), NULL outside one. */
+struct load_ctx *schema_current(void);
 
 void load_error_at(struct load_ctx *, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,6 +493,7 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 	cfg_t *smtp = cfg_getsec(cfg, "smtp");
 	long threads = cfg_getint(cfg, "threads");
 
+	atomic_init(&conf->refs, 1);
 	conf->path = path != NULL ? xstrdup(path) : NULL;
 	if (cfg_getstr(cfg, "hostname") != NULL) {
 		conf->hostname = xstrdup(cfg_getstr(cfg, "hostname"));
@@ -539,6 +541,7 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 	copy_security(cfg, conf, ctx);
 	copy_verp(cfg, conf, ctx);
 	copy_webhooks(cfg, conf);
+	config_digest_build(conf, cfg);
 
 	check_across(conf, ctx);
 	return conf;
@@ -546,6 +549,12 @@ build(cfg_t *cfg, struct load_ctx *ctx, const char *path)
 
 struct config *
 config_load(const char *path, char *err, size_t errlen)
+{
+	return config_reload(path, NULL, err, errlen);
+}
+
+struct config *
+config_reload(const char *path, const struct config *running, char *err, size_t errlen)
 {
 	struct load_ctx ctx;
 	struct cfgtext src;
@@ -556,6 +565,7 @@ config_load(const char *path, char *err, size_t errlen)
 	memset(&ctx, 0, sizeof(ctx));
 	memset(&src, 0, sizeof(src));
 	ctx.src = path != NULL ? &src : NULL;
+	ctx.running = running;
 	ctx.where = xcalloc(setting_count(), sizeof(*ctx.where));
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
@@ -590,10 +600,26 @@ config_load(const char *path, char *err, size_t errlen)
 	return conf;
 }
 
+struct config *
+config_ref(const struct config *cfg)
+{
+	struct config *c = (struct config *)cfg; /* the count is not part of the value */
+
+	if (c != NULL)
+		atomic_fetch_add(&c->refs, 1);
+	return c;
+}
+
+void
+config_unref(const struct config *cfg)
+{
+	config_free((struct config *)cfg);
+}
+
 void
 config_free(struct config *conf)
 {
-	if (conf == NULL)
+	if (conf == NULL || atomic_fetch_sub(&conf->refs, 1) > 1)
 		return;
 	free(conf->path);
 	free(conf->hostname);
@@ -625,6 +651,7 @@ config_free(struct config *conf)
 	free_security(conf);
 	free_verp(conf);
 	free_webhooks(conf);
+	config_digest_free(conf);
 	free(conf->user);
 	free(conf);
 }

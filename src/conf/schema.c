@@ -26,6 +26,12 @@
 static struct load_ctx *current;
 static cfg_t *current_root;
 
+struct load_ctx *
+schema_current(void)
+{
+	return current;
+}
+
 /* Values are echoed in messages: printable, and short. */
 static const char *
 shown(const char *value, char *buf, size_t size)
@@ -117,6 +123,8 @@ static const struct setting settings[] = {
      LIM_DELIVERY_TLS_FAILURE_MEMORY_MAX, "STARTTLS tried on every connection", NULL},
     {"source", "weight", SETTING_COUNT, 1, LIM_POOL_WEIGHT_MAX, NULL,
      "a source's share of its pool; 0 would be a source never used: leave it out"},
+    {"control", "max_request_size", SETTING_SIZE, LIM_CONTROL_MAX_REQUEST_SIZE_MIN,
+     LIM_CONTROL_MAX_REQUEST_SIZE_MAX, NULL, "the largest request body, POST /api/v1/inject"},
     {"webhook", "batch_max", SETTING_COUNT, 1, LIM_WEBHOOK_BATCH_MAX, NULL, "records per request"},
     {"webhook", "batch_wait", SETTING_DURATION, 0, LIM_WEBHOOK_BATCH_WAIT_MAX, NULL,
      "0 sends at once"},
@@ -1238,6 +1246,7 @@ static cfg_opt_t suppression_opts[] = {
 static cfg_opt_t control_opts[] = {
     CFG_STR_CB("address", DEF_CONTROL_ADDRESS, CFGF_NONE, on_control_address),
     CFG_STR("token", "", CFGF_NONE),
+    CFG_INT_CB("max_request_size", DEF_CONTROL_MAX_REQUEST_SIZE, CFGF_NONE, on_number),
     CFG_END(),
 };
 

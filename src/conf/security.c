@@ -103,6 +103,7 @@ copy_control(cfg_t *sec, struct config *conf)
 	                                               &conf->control.socklen, &why) != 0)
 		conf->control.address[0] = '\0'; /* reported while parsing */
 	conf->control.token = token[0] != '\0' ? xstrdup(token) : NULL;
+	conf->control.max_request_size = (uint64_t)cfg_getint(sec, "max_request_size");
 }
 
 void

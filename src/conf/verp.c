@@ -138,6 +138,37 @@ on_verp_prefix(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	return 0;
 }
 
+/* At a reload, the running configuration's secret read from path, NULL if none: the secrets
+ * are read as root at start, and a root-only file (as they should be) cannot be read again. */
+static const char *
+running_secret(const char *path)
+{
+	const struct load_ctx *ctx = schema_current();
+	const struct config *r = ctx != NULL ? ctx->running : NULL;
+
+	if (r == NULL || r->verp.domain == NULL)
+		return NULL;
+	if (r->verp.secret_file != NULL && strcmp(r->verp.secret_file, path) == 0)
+		return r->verp.secret;
+	if (r->verp.previous_secret_file != NULL && strcmp(r->verp.previous_secret_file, path) == 0)
+		return r->verp.previous_secret;
+	return NULL;
+}
+
+/* secret_read(), or the running configuration's secret from the same file at a reload. */
+static int
+secret_get(const char *path, char *out, size_t outsize, char *why, size_t whylen)
+{
+	const char *kept;
+
+	if (secret_read(path, out, outsize, why, whylen) == 0)
+		return 0;
+	if ((kept = running_secret(path)) == NULL || strlen(kept) >= outsize)
+		return -1;
+	strlcpy_s(out, kept, outsize);
+	return 0;
+}
+
 static int
 on_verp_secret_file(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
@@ -148,7 +179,7 @@ on_verp_secret_file(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		schema_report(cfg, "verp.%s: must not be empty", opt->name);
 		return 0;
 	}
-	if (secret_read(value, secret, sizeof(secret), why, sizeof(why)) < 0)
+	if (secret_get(value, secret, sizeof(secret), why, sizeof(why)) < 0)
 		schema_report(cfg, "verp.%s: \"%.200s\": %s", opt->name, value, why);
 	explicit_bzero(secret, sizeof(secret));
 	return 0;
@@ -188,8 +219,8 @@ verp_section_end(cfg_t *cfg, cfg_opt_t *opt)
 	if (cur != NULL && prev != NULL) {
 		char a[LIM_VERP_SECRET_MAX + 1], b[LIM_VERP_SECRET_MAX + 1], why[256];
 
-		if (secret_read(cur, a, sizeof(a), why, sizeof(why)) == 0 &&
-		    secret_read(prev, b, sizeof(b), why, sizeof(why)) == 0 && strcmp(a, b) == 0)
+		if (secret_get(cur, a, sizeof(a), why, sizeof(why)) == 0 &&
+		    secret_get(prev, b, sizeof(b), why, sizeof(why)) == 0 && strcmp(a, b) == 0)
 			schema_report(cfg, "verp.previous_secret_file: holds the same secret as "
 			                   "verp.secret_file (when rotating, make a new current "
 			                   "secret)");
@@ -204,7 +235,7 @@ secret_copy(const char *path, const char *setting, struct config *conf, struct l
 {
 	char secret[LIM_VERP_SECRET_MAX + 1], why[256], *out;
 
-	if (secret_read(path, secret, sizeof(secret), why, sizeof(why)) < 0) {
+	if (secret_get(path, secret, sizeof(secret), why, sizeof(why)) < 0) {
 		/* Reported where it is written, unless the file changed since (then here). */
 		if (ctx->nerrors == 0)
 			load_error_at(ctx, ctx->src != NULL ? conf->path : NULL, 0,
