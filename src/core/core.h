@@ -38,6 +38,8 @@ size_t strlcpy_s(char *dst, const char *src, size_t size);
 /* Time in microseconds: wall clock (for logs and queue times), monotonic (for intervals). */
 uint64_t time_now_us(void);
 uint64_t time_mono_us(void);
+/* Monotonic in nanoseconds: for intervals of a few microseconds (a hash update). */
+uint64_t time_mono_ns(void);
 /* RFC 5322 date-time of a wall-clock time, e.g. "Sun, 29 Nov 2026 08:36:38 +0000". */
 void time_rfc5322(uint64_t us, char *buf, size_t size);
 /* RFC 3339 with microseconds, UTC, e.g. "2026-11-29T08:36:38.123456Z". */
@@ -86,6 +88,34 @@ typedef void eventlog_tap_fn(void *arg, const struct eventlog_record *, size_t n
 #define EVENTLOG_TAPS_MAX 8
 /* 0, or -1 when EVENTLOG_TAPS_MAX taps are set already. */
 int eventlog_add_tap(struct eventlog *, eventlog_tap_fn *, void *arg);
+
+/* ---- Histograms (histogram.c), for the metrics ---- */
+
+/* A histogram counts observations into fixed buckets given once, at creation: upper bounds,
+ * ascending, in the caller's unit (microseconds, octets, requests), plus one bucket above
+ * them all. histogram_observe() is O(1) and lock-free (two atomic additions): any thread
+ * may observe while any other takes a snapshot. */
+#define HISTOGRAM_BOUNDS_MAX 24
+/* Bounds for durations in microseconds, 100 us to 10 s (a DNS answer, an fsync, a signature). */
+#define HISTOGRAM_LATENCY_US                                                                       \
+	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,     \
+	    2500000, 5000000, 10000000
+struct histogram;
+struct histogram_snapshot {
+	size_t nbounds;
+	uint64_t bounds[HISTOGRAM_BOUNDS_MAX];
+	/* Observations <= bounds[i]; [nbounds] counts them all (the +Inf bucket). */
+	uint64_t cumulative[HISTOGRAM_BOUNDS_MAX + 1];
+	uint64_t count; /* = cumulative[nbounds] */
+	uint64_t sum;   /* of the values observed (it wraps after 2^64) */
+};
+/* NULL if n is 0 or above HISTOGRAM_BOUNDS_MAX, or the bounds do not ascend strictly. */
+struct histogram *histogram_new(const uint64_t *bounds, size_t n);
+/* Both accept NULL (and do nothing). */
+void histogram_free(struct histogram *);
+void histogram_observe(struct histogram *, uint64_t value);
+/* What the histogram holds now; all zero for NULL. */
+void histogram_snapshot(const struct histogram *, struct histogram_snapshot *);
 
 /* The value 0-63 of a base64 digit (RFC 4648 §4), or -1 for any other octet. */
 int base64_value(unsigned char c);
@@ -138,6 +168,8 @@ const char *units_digits(const char *text, uint64_t *out);
 int units_duration(const char *text, uint64_t *out);
 /* The shortest of those: "1d", "2h", "5m", "30s". */
 void units_format_duration(uint64_t s, char *buf, size_t size);
+/* An age for a table, rounded down to one unit: "45s" (under 2 min), "12m", "5h", "3d". */
+void units_format_age(uint64_t s, char *buf, size_t size);
 
 /* ---- SipHash-2-4 (siphash.c) ---- */
 

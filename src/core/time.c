@@ -22,6 +22,15 @@ time_mono_us(void)
 	return (uint64_t)ts.tv_sec * USEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
+uint64_t
+time_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 void
 time_rfc5322(uint64_t us, char *buf, size_t size)
 {

@@ -72,3 +72,16 @@ units_format_duration(uint64_t s, char *buf, size_t size)
 	else
 		snprintf(buf, size, "%llus", (unsigned long long)s);
 }
+
+void
+units_format_age(uint64_t s, char *buf, size_t size)
+{
+	if (s < 120)
+		snprintf(buf, size, "%llus", (unsigned long long)s);
+	else if (s < 7200)
+		snprintf(buf, size, "%llum", (unsigned long long)s / 60);
+	else if (s < 172800)
+		snprintf(buf, size, "%lluh", (unsigned long long)s / 3600);
+	else
+		snprintf(buf, size, "%llud", (unsigned long long)s / 86400);
+}

@@ -56,6 +56,25 @@ const char *dns_status_name(enum dns_status);
 
 /* ---- The resolver ---- */
 
+/* Answer times by record type (latency.c), for the metrics: one histogram per type, in
+ * microseconds (bounds HISTOGRAM_LATENCY_US), shared by any number of resolvers on any
+ * threads. A lookup is timed from the question to its answer or to the deadline. */
+struct dns_latency;
+enum dns_latency_type {
+	DNS_LATENCY_MX,
+	DNS_LATENCY_A,
+	DNS_LATENCY_AAAA,
+	DNS_LATENCY_TXT,
+	DNS_LATENCY_OTHER, /* TLSA, PTR, ... */
+	DNS_LATENCY_TYPES
+};
+struct dns_latency *dns_latency_new(void);
+void dns_latency_free(struct dns_latency *); /* after every resolver using it */
+/* "MX", "A", "AAAA", "TXT", "other". */
+const char *dns_latency_type_name(enum dns_latency_type);
+struct histogram;
+const struct histogram *dns_latency_histogram(const struct dns_latency *, enum dns_latency_type);
+
 struct dns_options {
 	/* Forwarders, "192.0.2.53" or "127.0.0.1@5353" (IP addresses, not names), NULL-terminated.
 	 * NULL or empty: the nameservers of resolv_conf. Loopback servers are allowed. */
@@ -63,6 +82,7 @@ struct dns_options {
 	const char *resolv_conf; /* NULL: /etc/resolv.conf */
 	unsigned timeout_ms;     /* per query, all lookups included; 0: DNS_DEFAULT_TIMEOUT_MS */
 	uint64_t seed;           /* shuffle of equal MX preferences; 0: from getrandom(2) */
+	struct dns_latency *latency; /* answer times go there; NULL: not kept. Outlives it. */
 };
 
 /* NULL on error, with a message in err ("dns: forwarder \"x\": syntax error"). */

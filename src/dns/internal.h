@@ -24,6 +24,8 @@ struct dns_resolver {
 	struct event *ub_event; /* unbound's answer descriptor: readable → ub_process() */
 	unsigned timeout_ms;
 	uint64_t rng; /* splitmix64 state for dns_mx_order() */
+	/* Where answer times go (latency.c); NULL: they are not kept. */
+	struct dns_latency *latency;
 	TAILQ_HEAD(, dns_query) queries;
 };
 
@@ -38,6 +40,7 @@ struct dns_lookup {
 	const char *error;     /* static text, unless status is DNS_OK */
 	struct ub_result *res; /* the answer (NULL on error), freed with the query */
 	uint32_t ttl;
+	uint64_t asked_us; /* monotonic: when unbound was asked (latency.c) */
 };
 
 struct dns_query {
@@ -84,6 +87,9 @@ struct dns_query *query_new(struct dns_resolver *, const char *name,
                             void (*deliver)(struct dns_query *));
 void query_lookup(struct dns_query *, const char *name, uint16_t type, size_t slot);
 void query_start(struct dns_query *);
+
+/* latency.c: the lookup has its answer, or its deadline passed, at now_us (monotonic). */
+void latency_observe(const struct dns_lookup *, uint64_t now_us);
 
 /* status.c */
 enum dns_status status_of_answer(int err, const struct ub_result *, const char **error);

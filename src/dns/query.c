@@ -83,6 +83,7 @@ on_answer(void *arg, int err, struct ub_result *res)
 	struct dns_query *q = l->q;
 
 	l->pending = false;
+	latency_observe(l, time_mono_us());
 	l->res = res;
 	l->status = status_of_answer(err, res, &l->error);
 	l->ttl = res != NULL && res->ttl > 0 ? (uint32_t)res->ttl : 0;
@@ -130,6 +131,7 @@ query_lookup(struct dns_query *q, const char *name, uint16_t type, size_t slot)
 		return;
 	}
 	name_to_presentation(name, escaped);
+	l->asked_us = time_mono_us();
 	rc = ub_resolve_async(q->r->ub, escaped, type, DNS_CLASS_IN, l, on_answer, &l->ub_id);
 	if (rc != 0) {
 		l->status = status_of_answer(rc, NULL, &l->error);
@@ -160,11 +162,14 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	if (!q->complete) {
 		/* The deadline: whatever has not answered is a temporary failure, and what has
 		 * answered still counts (one MX host's addresses are enough to try). */
+		uint64_t now = time_mono_us();
+
 		for (size_t i = 0; i < q->nlookups; i++) {
 			struct dns_lookup *l = q->lookups[i];
 
 			if (!l->pending)
 				continue;
+			latency_observe(l, now);
 			ub_cancel(q->r->ub, l->ub_id);
 			l->pending = false;
 			l->status = DNS_TEMPFAIL;

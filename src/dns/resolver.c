@@ -111,6 +111,7 @@ dns_resolver_new(struct event_base *base, const struct dns_options *opt, char *e
 	r->base = base;
 	r->timeout_ms = opt->timeout_ms ? opt->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
 	r->rng = opt->seed ? opt->seed : random_seed();
+	r->latency = opt->latency;
 	TAILQ_INIT(&r->queries);
 	if ((r->ub = ub_ctx_create()) == NULL) {
 		snprintf(err, errlen, "dns: cannot create an unbound context");

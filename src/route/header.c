@@ -117,6 +117,14 @@ route_header_complete(const char *p, size_t n, bool final, size_t *end)
 	return final;
 }
 
+bool
+route_field_is_drover(const char *p, const struct route_field *f)
+{
+	return route_field_is(p, f, ROUTE_FIELD_STREAM) || route_field_is(p, f, ROUTE_FIELD_POOL) ||
+	       route_field_is(p, f, ROUTE_FIELD_TENANT) ||
+	       route_field_is(p, f, ROUTE_FIELD_CAMPAIGN);
+}
+
 size_t
 route_strip_drover_fields(char *buf, size_t len)
 {
@@ -124,8 +132,7 @@ route_strip_drover_fields(char *buf, size_t len)
 	size_t pos = 0;
 
 	while (route_header_next(buf, len, &pos, &f) == 1) {
-		if (!route_field_is(buf, &f, ROUTE_FIELD_STREAM) &&
-		    !route_field_is(buf, &f, ROUTE_FIELD_POOL))
+		if (!route_field_is_drover(buf, &f))
 			continue;
 		memmove(buf + f.start, buf + f.end, len - f.end);
 		len -= f.end - f.start;

@@ -1,6 +1,7 @@
 /* route/route.h - classification at reception: the stream, tenant, campaign and pool of a
  * message, decided by the configuration's classification rules and, for senders a rule
- * trusts, by the message's X-Drover-Stream and X-Drover-Pool fields (docs/routing.md).
+ * trusts, by the message's X-Drover-Stream, -Pool, -Tenant and -Campaign fields
+ * (docs/routing.md).
  *
  *   rules = route_rules_new(cfg);             // once per configuration
  *   route_classify(rules, &msg, &result);     // once per message, any thread
@@ -23,8 +24,10 @@ struct config;
 
 /* The fields a sender that a rule trusts (trust_headers) chooses with. They are removed from
  * every message before it is stored, trusted or not: never sent, never signed. */
-#define ROUTE_FIELD_STREAM "X-Drover-Stream"
-#define ROUTE_FIELD_POOL   "X-Drover-Pool"
+#define ROUTE_FIELD_STREAM   "X-Drover-Stream"
+#define ROUTE_FIELD_POOL     "X-Drover-Pool"
+#define ROUTE_FIELD_TENANT   "X-Drover-Tenant"
+#define ROUTE_FIELD_CAMPAIGN "X-Drover-Campaign"
 
 /* The header section is held in memory until it is classified, and classified whole: one
  * longer than this is refused at reception (552 5.3.4). The same bound as the DKIM signer and
@@ -73,8 +76,10 @@ size_t route_field_value(const char *p, const struct route_field *f, char *out, 
  * line or first non-field line starts, or n for a section without one: only when final,
  * that is, when nothing more will come). */
 bool route_header_complete(const char *p, size_t n, bool final, size_t *end);
-/* Removes every X-Drover-Stream and X-Drover-Pool field of the header section at the start
- * of buf[0..len) in place; returns the new length. */
+/* True if f is one of the ROUTE_FIELD_* fields. */
+bool route_field_is_drover(const char *p, const struct route_field *f);
+/* Removes every ROUTE_FIELD_* field of the header section at the start of buf[0..len) in
+ * place; returns the new length. */
 size_t route_strip_drover_fields(char *buf, size_t len);
 
 /* ---- Classification ---- */
@@ -95,12 +100,16 @@ struct route_message {
 	size_t nrcpt;                  /* recipients */
 	const char *headers;           /* the header section (what follows it is ignored) */
 	size_t headers_len;            /* at most ROUTE_HEADERS_MAX octets are looked at */
+	bool trusted; /* the listener trusts the X-Drover-* fields whatever the rules say (the
+	                 control plane's injection, listener "api") */
 };
 
 enum route_error {
 	ROUTE_OK = 0,
 	ROUTE_UNKNOWN_STREAM, /* a trusted X-Drover-Stream names no stream section (nor default) */
 	ROUTE_UNKNOWN_POOL,   /* a trusted X-Drover-Pool names no pool section */
+	ROUTE_UNKNOWN_TENANT, /* a trusted X-Drover-Tenant names no tenant section */
+	ROUTE_BAD_CAMPAIGN,   /* a trusted X-Drover-Campaign is no campaign (1-64 printable) */
 };
 
 #define ROUTE_NO_RULE (-1)
@@ -113,15 +122,16 @@ struct route_result {
 	/* Index into config.classification_rules of the rule that set each, or ROUTE_NO_RULE
 	 * (not set, or set by a trusted field). trust_rule: the one that decided trust. */
 	int stream_rule, tenant_rule, campaign_rule, pool_rule, trust_rule;
-	bool trusted; /* the rules trust this sender's X-Drover-* fields */
+	bool trusted; /* the rules (or the listener) trust this sender's X-Drover-* fields */
 	bool stream_from_field, pool_from_field; /* a trusted field decided them */
-	enum route_error error;                  /* ROUTE_OK, or which field named nothing */
-	char bad_value[ROUTE_SHOWN_MAX + 4];     /* that field's value, printable, cut ("...") */
+	bool tenant_from_field, campaign_from_field;
+	enum route_error error;              /* ROUTE_OK, or which field named nothing */
+	char bad_value[ROUTE_SHOWN_MAX + 4]; /* that field's value, printable, cut ("...") */
 };
 
 /* Judges msg: rules in order; each result from the first matching rule that sets it; a
  * final rule that matches ends the evaluation; then, if trusted, the X-Drover-* fields
- * (the first of each) override stream and pool. */
+ * (the first of each) override stream, pool, tenant and campaign. */
 void route_classify(const struct route_rules *, const struct route_message *,
                     struct route_result *);
 /* The lines of the rules that decided (stream, tenant, campaign, pool, or trust for a field

@@ -279,7 +279,8 @@ show(const char *value, char *out)
 	out[i] = '\0';
 }
 
-/* A trusted sender's X-Drover-Stream and X-Drover-Pool: they override the rules. */
+/* A trusted sender's X-Drover-* fields: they override the rules. A value that names nothing
+ * is an error (the message is refused), never silently ignored. */
 static void
 apply_trusted_fields(struct judgement *j, struct route_result *res)
 {
@@ -310,6 +311,30 @@ apply_trusted_fields(struct judgement *j, struct route_result *res)
 		res->pool = p->name;
 		res->pool_rule = ROUTE_NO_RULE;
 		res->pool_from_field = true;
+	}
+	if (drover_field(j, ROUTE_FIELD_TENANT, value, sizeof(value)) != NULL) {
+		const struct tenant_conf *t = config_tenant(cfg, value);
+
+		if (t == NULL) {
+			res->error = ROUTE_UNKNOWN_TENANT;
+			show(value, res->bad_value);
+			return;
+		}
+		res->tenant = t->name;
+		res->tenant_rule = ROUTE_NO_RULE;
+		res->tenant_from_field = true;
+	}
+	if (drover_field(j, ROUTE_FIELD_CAMPAIGN, value, sizeof(value)) != NULL) {
+		size_t len = strlen(value);
+
+		if (!campaign_valid(value, len)) {
+			res->error = ROUTE_BAD_CAMPAIGN;
+			show(value, res->bad_value);
+			return;
+		}
+		memcpy(res->campaign, value, len + 1);
+		res->campaign_rule = ROUTE_NO_RULE;
+		res->campaign_from_field = true;
 	}
 }
 
@@ -369,7 +394,7 @@ route_classify(const struct route_rules *rr, const struct route_message *msg,
 		if (c->final)
 			break;
 	}
-	res->trusted = trust == 1;
+	res->trusted = trust == 1 || msg->trusted;
 	if (res->trusted)
 		apply_trusted_fields(j, res);
 	pcre2_match_data_free(j->md);
@@ -383,8 +408,10 @@ route_result_lines(const struct route_rules *rr, const struct route_result *res,
 {
 	bool used[5] = {false};
 	int idx[5] = {res->stream_rule, res->tenant_rule, res->campaign_rule, res->pool_rule,
-	              res->stream_from_field || res->pool_from_field ? res->trust_rule
-	                                                             : ROUTE_NO_RULE};
+	              res->stream_from_field || res->pool_from_field || res->tenant_from_field ||
+	                      res->campaign_from_field
+	                  ? res->trust_rule
+	                  : ROUTE_NO_RULE};
 	size_t n = 0;
 
 	/* Smallest index first: the order of the file. */

@@ -135,6 +135,14 @@ struct spool_stats {
 	uint64_t removals;      /* messages removed (spool_remove, spool_delete, all rcpts done) */
 };
 void spool_stats(struct spool *, struct spool_stats *);
+/* Group commit as histograms (core.h), for the metrics; valid while the spool is open, read
+ * from any thread. Latency: each message's commit, in microseconds from the moment it was
+ * queued for the writer to the end of the fsync'd transaction that stored it (what the SMTP
+ * client waits for, less the reply). Batch sizes: the requests of each transaction
+ * committed. */
+struct histogram;
+const struct histogram *spool_commit_latency(struct spool *);
+const struct histogram *spool_batch_sizes(struct spool *);
 
 /* ---- Receiving a message (asynchronous, from an event loop) ----
  *

@@ -75,6 +75,8 @@ struct spool_req {
 	bool found;   /* UPDATE, REMOVE, DELETE: the message existed */
 	bool removed; /* CHANGE: no recipient was left pending, the message was removed */
 	bool done;    /* synchronous requests: the writer is finished with it */
+	/* Monotonic: when spool_queue() took it (the commit latency's start). */
+	uint64_t queued_us;
 };
 
 /* A spool_load() request: queued for the reader thread, then posted to mbox with its
@@ -110,6 +112,9 @@ struct spool {
 	pthread_t writer;
 	bool full_logged; /* writer thread only: "spool full" was logged, no success since */
 	struct spool_stats stats;
+	/* For the metrics (spool.h): the writer thread observes, any thread reads. */
+	struct histogram *commit_us;  /* a message's commit: queued to durable, microseconds */
+	struct histogram *batch_size; /* requests per transaction committed */
 
 	/* The reader thread's queue, under a lock of its own: queueing a load never waits
 	 * for the writer's queue. */
@@ -122,6 +127,8 @@ struct spool {
 };
 
 /* store.c */
+void spool_histograms_new(struct spool *);
+void spool_histograms_free(struct spool *);
 void spool_body_key(uint8_t key[SPOOL_BODY_KEY_LEN], const char *id, uint32_t index);
 int spool_txn_begin_read(struct spool *, MDB_txn **);
 /* Deletes every body chunk of id in txn (counting them into *ndeleted if not NULL): 0 or

@@ -243,6 +243,7 @@ spool_open(const char *dir, const struct spool_options *opt, int flags, char *er
 	int rc;
 
 	sp->readonly = (flags & SPOOL_READONLY) != 0;
+	spool_histograms_new(sp);
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_cond_init(&sp->wake, NULL);
 	pthread_cond_init(&sp->synced, NULL);
@@ -332,6 +333,7 @@ fail:
 	pthread_cond_destroy(&sp->synced);
 	pthread_cond_destroy(&sp->wake);
 	pthread_mutex_destroy(&sp->lock);
+	spool_histograms_free(sp);
 	free(sp);
 	return NULL;
 }
@@ -351,6 +353,7 @@ spool_close(struct spool *sp)
 	pthread_cond_destroy(&sp->synced);
 	pthread_cond_destroy(&sp->wake);
 	pthread_mutex_destroy(&sp->lock);
+	spool_histograms_free(sp);
 	free(sp);
 }
 
@@ -366,6 +369,37 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 	pthread_mutex_lock(&sp->lock);
 	*out = sp->stats;
 	pthread_mutex_unlock(&sp->lock);
+}
+
+void
+spool_histograms_new(struct spool *sp)
+{
+	static const uint64_t latency[] = {HISTOGRAM_LATENCY_US};
+	/* Up to LIM_SPOOL_BATCH_MAX (conf/defaults.h); the default batch_max is 256. */
+	static const uint64_t sizes[] = {1,   2,   5,    10,   20,   50,   100,
+	                                 200, 500, 1000, 2000, 5000, 10000};
+
+	sp->commit_us = histogram_new(latency, nitems(latency));
+	sp->batch_size = histogram_new(sizes, nitems(sizes));
+}
+
+void
+spool_histograms_free(struct spool *sp)
+{
+	histogram_free(sp->commit_us);
+	histogram_free(sp->batch_size);
+}
+
+const struct histogram *
+spool_commit_latency(struct spool *sp)
+{
+	return sp->commit_us;
+}
+
+const struct histogram *
+spool_batch_sizes(struct spool *sp)
+{
+	return sp->batch_size;
 }
 
 /* ---- reading ---- */

@@ -55,6 +55,11 @@ spool_req_free(struct spool_req *req)
 bool
 spool_queue(struct spool *sp, struct spool_req *first, struct spool_req *last)
 {
+	uint64_t now = time_mono_us();
+
+	for (struct spool_req *r = first; r != last; r = r->next)
+		r->queued_us = now;
+	last->queued_us = now;
 	pthread_mutex_lock(&sp->lock);
 	if (sp->readonly || sp->stopping) {
 		pthread_mutex_unlock(&sp->lock);
@@ -465,12 +470,27 @@ finish(struct spool *sp, struct spool_req *req)
 	}
 }
 
+/* A transaction of n requests is durable: its size, and for each message it committed the
+ * time since the message's commit was queued (the wait for the writer included: what the
+ * SMTP client waits for its 250). */
+static void
+observe_commit(struct spool *sp, struct spool_req **batch, size_t n)
+{
+	uint64_t now = time_mono_us();
+
+	histogram_observe(sp->batch_size, n);
+	for (size_t i = 0; i < n; i++)
+		if (batch[i]->type == REQ_COMMIT && batch[i]->status == SPOOL_OK)
+			histogram_observe(sp->commit_us, now - batch[i]->queued_us);
+}
+
 static void
 run_batch(struct spool *sp, struct spool_req **batch, size_t n)
 {
 	int rc = run_txn(sp, batch, n);
 
 	if (rc == 0) {
+		observe_commit(sp, batch, n);
 		pthread_mutex_lock(&sp->lock);
 		sp->stats.commits++;
 		if (n > sp->stats.largest_batch)
@@ -490,6 +510,7 @@ run_batch(struct spool *sp, struct spool_req **batch, size_t n)
 		if (n > 1)
 			rc = run_txn(sp, &batch[i], 1);
 		if (rc == 0) {
+			observe_commit(sp, &batch[i], 1);
 			pthread_mutex_lock(&sp->lock);
 			sp->stats.commits++;
 			pthread_mutex_unlock(&sp->lock);

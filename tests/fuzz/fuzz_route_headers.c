@@ -59,7 +59,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 static bool
 is_drover(const char *p, const struct route_field *f)
 {
-	return route_field_is(p, f, ROUTE_FIELD_STREAM) || route_field_is(p, f, ROUTE_FIELD_POOL);
+	return route_field_is_drover(p, f);
 }
 
 static void
@@ -202,7 +202,9 @@ check_classify(const char *p, size_t n)
 	for (const char *s = r.bad_value; *s; s++)
 		if (*s < 0x20 || *s > 0x7e || *s == '"')
 			abort();
-	if ((r.stream_from_field || r.pool_from_field) && !r.trusted)
+	if ((r.stream_from_field || r.pool_from_field || r.tenant_from_field ||
+	     r.campaign_from_field) &&
+	    !r.trusted)
 		abort();
 	if (route_result_lines(rules, &r, lines, 8) > 5)
 		abort();

@@ -446,6 +446,56 @@ test_unknown_names_in_trusted_fields(void **state)
 	assert_string_equal(r.bad_value, "tx?evil");
 }
 
+/* X-Drover-Tenant and X-Drover-Campaign: applied when trusted (by a rule, or by the listener
+ * as the control plane's injection is), refused when they name nothing. */
+static void
+test_trusted_tenant_campaign(void **state)
+{
+	const char *fields = "X-Drover-Tenant: globex\r\nX-Drover-Campaign: spring-2026\r\n\r\n";
+	struct route_result r;
+	struct route_message m = {.listener = "api", .sender = "", .nrcpt = 1};
+	int lines[8];
+
+	load("classification {\n"
+	     "  rule { listener = { \"submission\" } trust_headers = true }\n" /* 12 */
+	     "  rule { tenant = \"acme\" campaign = \"rule\" }\n"
+	     "}\n");
+	r = judge((struct msg){.listener = "submission", .headers = fields});
+	assert_int_equal(r.error, ROUTE_OK);
+	assert_string_equal(r.tenant, "globex");
+	assert_string_equal(r.campaign, "spring-2026");
+	assert_true(r.tenant_from_field && r.campaign_from_field);
+	assert_int_equal(r.tenant_rule, ROUTE_NO_RULE);
+	assert_int_equal(route_result_lines(rules, &r, lines, 8), 1);
+	assert_int_equal(lines[0], 12);
+	/* Untrusted: the rule's. */
+	r = judge((struct msg){.listener = "mx", .headers = fields});
+	assert_string_equal(r.tenant, "acme");
+	assert_string_equal(r.campaign, "rule");
+	assert_false(r.tenant_from_field || r.campaign_from_field);
+	/* Trusted by the listener, whatever the rules say. */
+	m.headers = fields;
+	m.headers_len = strlen(fields);
+	m.trusted = true;
+	route_classify(rules, &m, &r);
+	assert_true(r.trusted);
+	assert_string_equal(r.tenant, "globex");
+	assert_string_equal(r.campaign, "spring-2026");
+	/* A tenant that is no section, a campaign that is none. */
+	r = judge(
+	    (struct msg){.listener = "submission", .headers = "X-Drover-Tenant: nobody\r\n\r\n"});
+	assert_int_equal(r.error, ROUTE_UNKNOWN_TENANT);
+	assert_string_equal(r.bad_value, "nobody");
+	r = judge((struct msg){.listener = "submission", .headers = "X-Drover-Campaign:\r\n\r\n"});
+	assert_int_equal(r.error, ROUTE_BAD_CAMPAIGN);
+	r = judge((struct msg){
+	    .listener = "submission",
+	    .headers =
+	        "X-Drover-Campaign: "
+	        "12345678901234567890123456789012345678901234567890123456789012345\r\n\r\n"});
+	assert_int_equal(r.error, ROUTE_BAD_CAMPAIGN);
+}
+
 /* A trusted field far down a big header section is still honoured (X-Drover-* fields are
  * looked for everywhere, conditions only in the first ROUTE_FIELDS_MAX). */
 static void
@@ -548,6 +598,7 @@ main(void)
 	    cmocka_unit_test(test_campaign_from_header),
 	    cmocka_unit_test(test_trusted_fields),
 	    cmocka_unit_test(test_unknown_names_in_trusted_fields),
+	    cmocka_unit_test(test_trusted_tenant_campaign),
 	    cmocka_unit_test(test_many_fields),
 	    cmocka_unit_test(test_threads),
 	};

@@ -172,6 +172,11 @@ test_strip(void **state)
 	n = route_strip_drover_fields(m2, strlen(m2));
 	m2[n] = '\0';
 	assert_string_equal(m2, "A: 1\r\n");
+	/* Tenant and campaign too. */
+	char m4[] = "X-Drover-Tenant: acme\r\nA: 1\r\nx-drover-campaign: spring\r\n\r\n";
+	n = route_strip_drover_fields(m4, strlen(m4));
+	m4[n] = '\0';
+	assert_string_equal(m4, "A: 1\r\n\r\n");
 	char m3[] = "X-Drover-Stream: only\r\n";
 	assert_int_equal(route_strip_drover_fields(m3, strlen(m3)), 0);
 	assert_int_equal(route_strip_drover_fields(m3, 0), 0);
