@@ -571,6 +571,7 @@ shape_effective(const struct shape_state *st, const char *source, const char *pr
                 const char *domain, uint64_t now_us, struct shape_params *out)
 {
 	shape_params(st->rules, source, provider, domain, out);
+	shape_apply_overrides(st, source, domain, out, now_us);
 	shape_apply_actions(st, source, out, now_us);
 }
 

@@ -73,8 +73,8 @@ sh_field_index(const char *name)
 const char *
 shape_layer_name(enum shape_layer l)
 {
-	static const char *const names[] = {"builtin", "defaults", "provider",
-	                                    "domain",  "source",   "adaptive"};
+	static const char *const names[] = {"builtin", "defaults", "provider", "domain",
+	                                    "source",  "adaptive", "override"};
 
 	return (unsigned)l < nitems(names) ? names[l] : "?";
 }

@@ -280,6 +280,10 @@ struct shape_state {
 	pcre2_match_data *md;
 	char **names; /* adaptive rule names that origins point to (kept till the end) */
 	size_t nnames;
+	/* Operator overrides (override.c), oldest first. */
+	struct shape_override *overrides;
+	size_t noverrides;
+	unsigned override_next_id;
 };
 
 /* Drops every active action (shape_state_free). */

@@ -170,8 +170,9 @@ enum shape_layer {
 	SHAPE_LAYER_DOMAIN,   /* domain "name" { } */
 	SHAPE_LAYER_SOURCE,   /* provider "p" { source "name" { } } */
 	SHAPE_LAYER_ADAPTIVE, /* an active adaptive action (shape_effective() only) */
+	SHAPE_LAYER_OVERRIDE, /* an operator's override (shape_effective() only) */
 };
-/* "builtin", "defaults", "provider", "domain", "source", "adaptive". */
+/* "builtin", "defaults", "provider", "domain", "source", "adaptive", "override". */
 const char *shape_layer_name(enum shape_layer);
 
 struct shape_origin {
@@ -427,7 +428,8 @@ bool shape_should_bounce(const struct shape_state *, const char *source, const c
  * line); p->limited, p->backoff say which applied. O(1). */
 void shape_apply_actions(const struct shape_state *, const char *source, struct shape_params *p,
                          uint64_t now_us);
-/* shape_params() with the state's rules, then shape_apply_actions(). */
+/* shape_params() with the state's rules, then shape_apply_overrides(), then
+ * shape_apply_actions() (an adaptive limit still lowers what an override raised). */
 void shape_effective(const struct shape_state *, const char *source, const char *provider,
                      const char *domain, uint64_t now_us, struct shape_params *out);
 /* When the next action ends: the earliest end time of the actions not yet collected by
@@ -458,5 +460,56 @@ bool shape_warmup_allow(struct shape_state *, const char *source, const char *de
  * this at start-up with what its log says was sent today). */
 uint64_t shape_warmup_count(struct shape_state *, const char *source, const char *dest,
                             uint64_t now_us, uint64_t n);
+
+/* ---- Operator overrides ----
+ *
+ * Temporary settings on top of the rules, set through the admin API: kept in the state (so a
+ * reload of the rules keeps them; a restart forgets them), applied after every layer of the
+ * rules and before adaptive actions. One names a provider or a domain (the recipient domain,
+ * as written in a domain section), optionally one source; the more specific wins where two
+ * set the same field (provider, then provider and source, then domain, then domain and
+ * source; the newer on a tie). Applying them is O(overrides), a handful in practice. */
+
+/* Overrides at once: more is a runaway script, not an operator. */
+#define SHAPE_OVERRIDES_MAX 256
+
+struct shape_override {
+	unsigned id;                       /* given by shape_override_add, from 1 */
+	char provider[SHAPE_NAME_MAX + 1]; /* "": by domain */
+	char domain[SHAPE_DEST_MAX + 1];   /* lower case; "": by provider */
+	char source[SHAPE_NAME_MAX + 1];   /* "": every source */
+	uint32_t set;                      /* bit per enum shape_field */
+	struct shape_settings v;           /* the values of the fields set */
+	uint64_t created_us, ends_us;      /* ends_us 0: until removed */
+};
+
+/* Sets a field of o by its rules-file name and a value as the rules file writes it
+ * ("max_connections", "2"; "message_rate", "100/min"; "retry", "5m,10m"). 0, or -1 with why. */
+int shape_override_set(struct shape_override *, const char *name, const char *value,
+                       const char **why);
+/* Puts o in force (its id is given); -1 when SHAPE_OVERRIDES_MAX are. */
+int shape_override_add(struct shape_state *, struct shape_override *, uint64_t now_us);
+/* Takes override id out of force, a copy into out (may be NULL); false if there is none. */
+bool shape_override_remove(struct shape_state *, unsigned id, struct shape_override *out);
+/* Those in force at now_us, oldest first, the first max into out; how many there are. */
+size_t shape_overrides(const struct shape_state *, uint64_t now_us, struct shape_override *out,
+                       size_t max);
+/* Those whose end has come, removed, at most max into out; call again while it returns max. */
+size_t shape_override_expire(struct shape_state *, uint64_t now_us, struct shape_override *out,
+                             size_t max);
+/* The earliest end of an override (possibly past: collect it), 0 if none ends. */
+uint64_t shape_override_next_expiry(const struct shape_state *);
+/* Would o apply to mail from source to domain of provider? */
+bool shape_override_matches(const struct shape_override *, const char *source, const char *provider,
+                            const char *domain);
+/* Applies the overrides in force to p (from shape_params for source, provider and domain):
+ * changed fields get origin layer override. */
+void shape_apply_overrides(const struct shape_state *, const char *source, const char *domain,
+                           struct shape_params *p, uint64_t now_us);
+/* {"id", "provider" or "domain", "source" (null: every), "set": {field: value as the rules
+ * file writes it}, "created", "ends" (null: until removed)}. A new reference. */
+json_t *shape_override_json(const struct shape_override *);
+/* The event log record type for overrides set, removed and expired. */
+#define SHAPE_OVERRIDE_EVENT_TYPE "ShapingOverride"
 
 #endif

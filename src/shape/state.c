@@ -43,6 +43,7 @@ shape_state_free(struct shape_state *st)
 	for (size_t i = 0; i < st->nnames; i++)
 		free(st->names[i]);
 	free(st->names);
+	free(st->overrides);
 	shape_rules_unref(st->rules);
 	free(st);
 }
