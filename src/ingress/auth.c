@@ -74,68 +74,36 @@ auth_server_init(struct ingress *in, char *err, size_t errlen)
 	struct access_rate client = {a->client_rate.count, a->client_rate.per_s * 1000000,
 	                             a->client_rate.count};
 
-	pthread_mutex_init(&in->users_lock, NULL);
-	if (a->users_file != NULL) {
-		char why[1024];
-
-		in->users = access_users_load(a->users_file, why, sizeof(why));
-		if (in->users == NULL) {
-			snprintf(err, errlen, "%s: auth.users_file: %s", a->users_where, why);
-			return -1;
-		}
+	if (in->gen->users != NULL)
 		in->verifier = access_verifier_new(0);
-		log_info("AUTH: %zu users from %s", access_users_count(in->users), a->users_file);
-	}
 	in->authfail = access_authfail_new(&p);
 	in->user_limiter = access_limiter_new(&user, 0);
 	in->client_limiter = access_limiter_new(&client, 0);
 	return 0;
 }
 
+/* A reload: the message rates of users and clients change; what each has used stays. (The
+ * failed-AUTH blocking keeps the settings it started with: docs/operations.md.) */
+void
+auth_server_set_rates(struct ingress *in, const struct config *cfg)
+{
+	const struct auth_conf *a = &cfg->auth;
+	struct access_rate user = {a->user_rate.count, a->user_rate.per_s * 1000000,
+	                           a->user_rate.count};
+	struct access_rate client = {a->client_rate.count, a->client_rate.per_s * 1000000,
+	                             a->client_rate.count};
+
+	access_limiter_set_rate(in->user_limiter, &user);
+	access_limiter_set_rate(in->client_limiter, &client);
+}
+
 void
 auth_server_free(struct ingress *in)
 {
 	access_verifier_free(in->verifier);
-	access_users_unref(in->users);
 	access_authfail_free(in->authfail);
 	access_limiter_free(in->user_limiter);
 	access_limiter_free(in->client_limiter);
-	pthread_mutex_destroy(&in->users_lock);
-}
-
-int
-ingress_reload_users(struct ingress *in)
-{
-	const struct auth_conf *a = &in->cfg->auth;
-	struct access_users *users, *old;
-	char why[1024];
-
-	if (a->users_file == NULL || in->users == NULL)
-		return 0;
-	users = access_users_load(a->users_file, why, sizeof(why));
-	if (users == NULL) {
-		log_error("AUTH: users not reloaded, the old ones stay: %s", why);
-		return -1;
-	}
-	pthread_mutex_lock(&in->users_lock);
-	old = in->users;
-	in->users = users;
-	pthread_mutex_unlock(&in->users_lock);
-	access_users_unref(old);
-	log_info("AUTH: %zu users reloaded from %s", access_users_count(users), a->users_file);
-	return 0;
-}
-
-/* The current table, with a reference for the caller. */
-static struct access_users *
-users_get(struct ingress *in)
-{
-	struct access_users *u;
-
-	pthread_mutex_lock(&in->users_lock);
-	u = access_users_ref(in->users);
-	pthread_mutex_unlock(&in->users_lock);
-	return u;
 }
 
 /* ---- Offering ---- */
@@ -143,7 +111,7 @@ users_get(struct ingress *in)
 bool
 auth_offered(const struct session *s)
 {
-	return s->worker->ingress->users != NULL && s->auth_user == NULL &&
+	return s->gen->users != NULL && s->auth_user == NULL &&
 	       (s->ssl != NULL || s->listener->auth_without_tls);
 }
 
@@ -313,11 +281,10 @@ auth_check(struct session *s)
 		return;
 	s->auth.step = AUTH_STEP_NONE;
 	s->state = S_AUTH;
-	users = users_get(in);
+	users = s->gen->users;
 	s->auth.pending =
 	    access_verify(in->verifier, users, s->auth.name, s->auth.password,
 	                  strlen(s->auth.password), s->worker->mailbox, on_verified, s);
-	access_users_unref(users);
 	explicit_bzero(s->auth.password, strlen(s->auth.password));
 }
 
@@ -375,7 +342,7 @@ cmd_auth(struct session *s, const struct smtp_command *cmd)
 	const char *sp = strchr(cmd->args, ' ');
 	size_t mlen = sp != NULL ? (size_t)(sp - cmd->args) : strlen(cmd->args);
 
-	if (s->worker->ingress->users == NULL) {
+	if (s->gen->users == NULL) {
 		session_error(s, "502 5.5.1 Error: AUTH is not offered here");
 		return;
 	}
@@ -465,10 +432,9 @@ auth_may_send_from(struct session *s, const char *domain)
 	/* No domain ("" or NULL): only a user without domain limits may. */
 	if (domain == NULL)
 		domain = "";
-	users = users_get(s->worker->ingress);
+	users = s->gen->users;
 	u = access_users_find(users, s->auth_user);
-	/* A user removed by a reload keeps the session it has, with no domain limit known. */
+	/* Users are the session's generation's: a reload changes them for new sessions. */
 	ok = u == NULL || access_user_may_send_from(u, domain);
-	access_users_unref(users);
 	return ok;
 }

@@ -27,12 +27,18 @@
 static void
 refuse_unknown(struct transaction *t)
 {
-	bool pool = t->route.error == ROUTE_UNKNOWN_POOL;
+	static const struct {
+		const char *field, *what;
+	} why[] = {
+	    [ROUTE_UNKNOWN_STREAM] = {ROUTE_FIELD_STREAM, "names no stream"},
+	    [ROUTE_UNKNOWN_POOL] = {ROUTE_FIELD_POOL, "names no pool"},
+	    [ROUTE_UNKNOWN_TENANT] = {ROUTE_FIELD_TENANT, "names no tenant"},
+	    [ROUTE_BAD_CAMPAIGN] = {ROUTE_FIELD_CAMPAIGN, "is no campaign (1-64 printable ASCII)"},
+	};
+	enum route_error e = t->route.error < nitems(why) ? t->route.error : ROUTE_UNKNOWN_STREAM;
 
-	snprintf(t->classify_reply, sizeof(t->classify_reply),
-	         "550 5.7.1 Error: %s names no %s \"%s\"",
-	         pool ? ROUTE_FIELD_POOL : ROUTE_FIELD_STREAM, pool ? "pool" : "stream",
-	         t->route.bad_value);
+	snprintf(t->classify_reply, sizeof(t->classify_reply), "550 5.7.1 Error: %s %s \"%s\"",
+	         why[e].field, why[e].what, t->route.bad_value);
 	t->classify_refusal = t->classify_reply;
 }
 
@@ -65,9 +71,10 @@ judge(struct session *s, const char *head, size_t len)
 	    .nrcpt = t->nrcpt,
 	    .headers = head,
 	    .headers_len = len,
+	    .trusted = session_internal(s),
 	};
 
-	route_classify(s->worker->ingress->routing, &m, &t->route);
+	route_classify(s->gen->routing, &m, &t->route);
 	if (t->route.error != ROUTE_OK)
 		refuse_unknown(t);
 	log_debug("session %llu: message %s: stream %s, tenant %s, campaign %s, pool %s%s",
@@ -209,12 +216,12 @@ string_or_null(const char *s)
 }
 
 void
-classify_record(const struct transaction *t, struct ingress *in, json_t *f)
+classify_record(const struct transaction *t, const struct route_rules *routing, json_t *f)
 {
 	const struct route_result *r = &t->route;
 	json_t *rules = json_array();
 	int lines[5];
-	size_t n = t->classified ? route_result_lines(in->routing, r, lines, nitems(lines)) : 0;
+	size_t n = t->classified ? route_result_lines(routing, r, lines, nitems(lines)) : 0;
 
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(rules, json_integer(lines[i]));

@@ -20,6 +20,7 @@ struct client {
 struct client_table {
 	pthread_mutex_t lock;
 	unsigned total;
+	uint64_t refused_total, refused_per_ip; /* for the metrics */
 	struct client *bucket[CLIENT_BUCKETS];
 };
 
@@ -85,9 +86,11 @@ client_table_enter(struct client_table *t, const struct sockaddr *sa, unsigned m
 			break;
 	if (t->total >= max_total) {
 		*why = "Too many connections, try again later";
+		t->refused_total++;
 		rc = -1;
 	} else if (c != NULL && c->sessions >= max_per_ip) {
 		*why = "Too many connections from your address, try again later";
+		t->refused_per_ip++;
 		rc = -1;
 	} else {
 		if (c == NULL) {
@@ -133,4 +136,13 @@ client_table_total(struct client_table *t)
 	n = t->total;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+void
+client_table_refused(struct client_table *t, uint64_t *total, uint64_t *per_ip)
+{
+	pthread_mutex_lock(&t->lock);
+	*total = t->refused_total;
+	*per_ip = t->refused_per_ip;
+	pthread_mutex_unlock(&t->lock);
 }

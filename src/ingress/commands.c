@@ -134,7 +134,7 @@ transaction_reset(struct session *s)
 static bool
 session_offers_starttls(const struct session *s)
 {
-	return s->ssl == NULL && s->listener->starttls && s->worker->ingress->tls != NULL;
+	return s->ssl == NULL && s->listener->starttls && s->gen->tls != NULL;
 }
 
 static void

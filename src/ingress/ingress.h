@@ -55,6 +55,13 @@ void ingress_open(struct ingress *);
  * remaining sessions are cut). */
 void ingress_stop(struct ingress *, unsigned grace_s);
 
+/* A new SMTP session on one of the SMTP threads, for the control plane's injection: the
+ * caller gets its end of a socketpair (non-blocking, CLOEXEC) and speaks SMTP on it. The
+ * session is of the internal listener "api": the client counts as 127.0.0.1, may relay,
+ * and its X-Drover-Stream/-Pool/-Tenant/-Campaign fields are trusted. It is not counted
+ * against smtp.max_sessions(_per_ip). Any thread, after ingress_open(); -1 with err. */
+int ingress_connect_internal(struct ingress *, char *err, size_t errlen);
+
 /* Counters, for logs and metrics. */
 struct ingress_stats {
 	uint64_t sessions_open;
@@ -73,15 +80,29 @@ struct ingress_report_stats {
 };
 void ingress_report_stats(struct ingress *, struct ingress_report_stats *);
 
-/* Re-reads every DKIM key file (SIGHUP): a key that cannot be read is not used until a
- * later reload succeeds, and dkim.on_key_error says what its messages get. Returns how many
- * keys failed (each is logged). */
-unsigned ingress_reload_keys(struct ingress *);
+/* What the SMTP threads measure, for the metrics (metrics.c); any thread, valid while the
+ * ingress runs. Histograms in microseconds (core.h). */
+struct dns_latency;
+struct histogram;
+struct ingress_metrics_view {
+	const struct dns_latency *verify_dns;  /* the resolvers of verify = { } (dns.h) */
+	const struct histogram *dkim_sign_us;  /* per signed message: hashing and signatures */
+	const struct histogram *dkim_final_us; /* ... the signatures alone */
+	uint64_t refused_max_sessions;         /* connections refused: smtp.max_sessions */
+	uint64_t refused_max_sessions_per_ip;  /* ... smtp.max_sessions_per_ip */
+};
+void ingress_metrics_read(struct ingress *, struct ingress_metrics_view *);
 
-/* Reads auth.users_file again (SIGHUP). On error (logged) the old table stays. 0 or -1. */
-int ingress_reload_users(struct ingress *);
-/* Reads every tls_certificate again (SIGHUP). On error (logged) the old ones stay. 0 or -1. */
-int ingress_reload_certificates(struct ingress *);
+/* Live reload (docs/operations.md, "Reloading"): what sessions need from cfg is made and
+ * checked first (users, certificates, classification rules, DKIM keys — a key that cannot be
+ * read is logged and dkim.on_key_error applies, as at start — and the sockets of listeners
+ * new at their address), and only then swapped in: new sessions start on cfg, sessions open
+ * now finish on the configuration they started with, listeners kept at their address go on
+ * accepting on the same sockets (their settings change for new sessions), removed ones close.
+ * 0, or -1 with the reason in err and nothing changed. cfg must stay referenced by the caller
+ * until the call returns (the ingress takes its own reference). The SMTP thread count stays.
+ * From the thread that started the ingress. */
+int ingress_reconfigure(struct ingress *, const struct config *cfg, char *err, size_t errlen);
 /* For check-config: every tls_certificate can be used. 0, or -1 with "file:line: ..." in err. */
 int tls_check_config(const struct config *, char *err, size_t errlen);
 
@@ -97,15 +118,27 @@ struct dkim_signing_msg;
  * *nerrors, and not used (the server starts; check-config fails). cfg must outlive it. */
 struct dkim_signing *dkim_signing_new(const struct config *cfg, char *err, size_t errlen,
                                       unsigned *nerrors);
-/* As ingress_reload_keys(). */
-unsigned dkim_signing_reload(struct dkim_signing *);
+/* The same at a reload: a key whose file cannot be read now, but that prev (the table in use)
+ * has read from the same file, goes on with what prev read (logged, not counted in
+ * *nerrors). prev may be NULL. */
+struct dkim_signing *dkim_signing_renew(const struct config *cfg, struct dkim_signing *prev,
+                                        char *err, size_t errlen, unsigned *nerrors);
 void dkim_signing_free(struct dkim_signing *);
 size_t dkim_signing_count(const struct dkim_signing *);
+/* What signing costs, per signed message in microseconds, for the metrics: in all (hashing as
+ * the content arrived, then the signatures) and the final step alone. Observed from any
+ * thread; kept by the ingress across reloads. */
+struct dkim_signing_times {
+	struct histogram *sign_us, *final_us;
+};
+void dkim_signing_times_init(struct dkim_signing_times *);
+void dkim_signing_times_free(struct dkim_signing_times *);
 
 /* One message: NULL when there are no keys at all. Feed it the content as received (after
  * dot-unstuffing, without our Received: field); keys are chosen when its header section is
- * complete. */
-struct dkim_signing_msg *dkim_signing_begin(const struct dkim_signing *, uint64_t now_s);
+ * complete. times: where its signing time goes (NULL: nowhere); it must outlive the message. */
+struct dkim_signing_msg *dkim_signing_begin(const struct dkim_signing *, uint64_t now_s,
+                                            struct dkim_signing_times *times);
 void dkim_signing_update(struct dkim_signing_msg *, const void *data, size_t len);
 /* 0 with *fields the DKIM-Signature fields (malloc'd; NULL when no key signs this message),
  * or -1 when the message must be deferred (dkim.on_key_error = defer and a chosen key cannot

@@ -46,6 +46,21 @@ enum session_state {
 };
 #define ST(s) (1u << (s))
 
+/* What sessions run on: a configuration and what was made from it. A live reload
+ * (ingress_reconfigure) makes a new generation; the workers switch to it, and each session
+ * keeps the one it started with until it ends, so that nothing changes under a message in
+ * the middle of its transaction. Reference counted from any thread. */
+struct ingress_gen {
+	_Atomic unsigned refs;
+	const struct config *cfg;     /* a reference */
+	struct dkim_signing *signing; /* the DKIM keys (signing.c), NULL: none */
+	struct tls_server *tls;       /* the certificates (tls.c), NULL: no TLS */
+	struct route_rules *routing;  /* classification rules, compiled (classify.c) */
+	struct access_users *users;   /* auth.users_file, a reference; NULL: no AUTH */
+};
+struct ingress_gen *ingress_gen_ref(struct ingress_gen *);
+void ingress_gen_unref(struct ingress_gen *);
+
 /* One SMTP event-loop thread and everything it owns. */
 struct worker {
 	struct ingress *ingress;
@@ -57,13 +72,15 @@ struct worker {
 	unsigned nsessions;
 	unsigned commits_pending; /* spool commits not yet answered */
 	bool stopping;
-	char *line;                        /* scratch for one command line (command_line_max + 1) */
-	struct dns_resolver *resolver;     /* for verify = { }, made on first use (verify.c) */
-	struct spf_dns spf_dns;            /* through resolver */
-	struct dkim_lookup dkim_lookup;    /* through resolver: DKIM keys, DMARC policies */
-	struct evconnlistener **listeners; /* one socket per configured listener */
-	struct listen_ctx *listen_ctx;
+	char *line;        /* scratch for one command line (line_max + 1) */
+	unsigned line_max; /* the largest command_line_max of any generation it has had */
+	struct dns_resolver *resolver;  /* for verify = { }, made on first use (verify.c) */
+	struct spf_dns spf_dns;         /* through resolver */
+	struct dkim_lookup dkim_lookup; /* through resolver: DKIM keys, DMARC policies */
+	struct ingress_gen *gen;        /* what new sessions start on (a reference) */
+	struct listen_ctx **listeners;  /* one socket per configured listener, in gen's order */
 	size_t nlisteners;
+	bool accepting; /* ingress_open() has come: listeners are enabled */
 };
 
 /* The mail transaction: MAIL .. end of data. Reset by RSET, EHLO, and after each message. */
@@ -108,7 +125,8 @@ struct transaction {
 struct session {
 	TAILQ_ENTRY(session) entry;
 	struct worker *worker;
-	const struct config *cfg;
+	struct ingress_gen *gen;  /* a reference, for the session's life */
+	const struct config *cfg; /* gen's */
 	const struct listener_conf *listener;
 	int fd;
 	struct event *ev_read, *ev_write;
@@ -150,32 +168,44 @@ struct session {
 struct listen_ctx {
 	struct ingress *ingress;
 	struct worker *worker;
-	const struct listener_conf *conf;
+	const struct listener_conf *conf; /* in the worker's gen */
+	struct evconnlistener *lev;
+};
+
+/* metrics.c: measured on the SMTP threads, kept across reloads. */
+struct ingress_metrics {
+	struct dns_latency *verify_dns;    /* every worker's resolver (verify.c) */
+	struct dkim_signing_times signing; /* every signed message (message.c) */
 };
 
 struct ingress {
 	struct event_base *base;
-	const struct config *cfg;
+	const struct config *cfg; /* gen's: the main thread's view */
+	struct ingress_gen *gen;  /* the current generation (the main thread's reference) */
 	struct spool *spool;
 	struct eventlog *log;
 	const struct ingress_hooks *hooks;
 	struct worker *workers;
 	unsigned nworkers, next_worker;
 	struct client_table *clients;
-	struct dkim_signing *signing; /* the DKIM keys (signing.c) */
-	struct tls_server *tls;       /* the certificates (tls.c), NULL: no TLS */
-	struct suppress *suppress;    /* checked at RCPT; NULL: none */
-	struct reports *reports;      /* the bounce listener's (reports.c); NULL: none */
-	struct route_rules *routing;  /* classification rules, compiled (classify.c) */
+	struct suppress *suppress; /* checked at RCPT; NULL: none */
+	struct reports *reports;   /* the bounce listener's (reports.c); NULL: none */
 	/* AUTH and limits (auth.c) */
-	pthread_mutex_t users_lock;
-	struct access_users *users; /* under users_lock; NULL: no AUTH */
-	struct access_verifier *verifier;
+	struct access_verifier *verifier; /* made when a generation first has users */
 	struct access_authfail *authfail;
 	struct access_limiter *user_limiter, *client_limiter;
 	struct dmarc_psl *psl; /* the Public Suffix List, for verify = { "dmarc" } */
+	/* The control plane's injection (inject.c): sessions of this listener, "api", are not
+	 * accepted but made on a socketpair; they may relay, are not counted in the client
+	 * table, and their X-Drover-* fields are trusted. */
+	struct listener_conf api_listener;
 	atomic_uint_fast64_t sessions_total, messages_accepted, messages_rejected, session_seq;
+	struct ingress_metrics metrics; /* metrics.c */
 };
+
+/* metrics.c */
+void ingress_metrics_init(struct ingress_metrics *);
+void ingress_metrics_free(struct ingress_metrics *);
 
 /* clients.c: sessions per client address, shared by the accept loop and the workers. */
 struct client_table *client_table_new(void);
@@ -185,13 +215,15 @@ int client_table_enter(struct client_table *, const struct sockaddr *addr, unsig
                        unsigned max_per_ip, const char **why);
 void client_table_leave(struct client_table *, const struct sockaddr *addr);
 unsigned client_table_total(struct client_table *);
+/* Sessions refused by client_table_enter since start: over max_total, over max_per_ip. */
+void client_table_refused(struct client_table *, uint64_t *total, uint64_t *per_ip);
 
 /* tls.c: the certificates, chosen by SNI; reloaded on SIGHUP. new: NULL with err if a file
  * cannot be used (and NULL without error when there is no tls_certificate). */
 struct tls_server;
 struct tls_server *tls_server_new(const struct config *, char *err, size_t errlen);
-int tls_server_reload(struct tls_server *, char *err, size_t errlen);
-void tls_server_free(struct tls_server *);
+struct tls_server *tls_server_ref(struct tls_server *);
+void tls_server_free(struct tls_server *); /* drops a reference */
 /* A server-side SSL on fd, in accept state. */
 SSL *tls_server_session(struct tls_server *, int fd);
 
@@ -203,6 +235,7 @@ void session_starttls(struct session *);
 /* auth.c */
 int auth_server_init(struct ingress *, char *err, size_t errlen);
 void auth_server_free(struct ingress *);
+void auth_server_set_rates(struct ingress *, const struct config *);
 bool auth_offered(const struct session *);
 /* At connect: a client address blocked for failed AUTH gets its 421 (true: close). */
 bool auth_blocked_at_connect(struct session *);
@@ -227,6 +260,15 @@ void auth_verify_free(struct auth_verify *);
 
 /* server.c: a stopping worker leaves its loop once nothing is left to answer. */
 void worker_check_exit(struct worker *);
+
+/* inject.c: in->api_listener, at ingress_start. */
+void internal_listener_init(struct ingress *);
+/* inject.c: the session is the control plane's injection (listener "api"). */
+static inline bool
+session_internal(const struct session *s)
+{
+	return s->listener == &s->worker->ingress->api_listener;
+}
 
 /* session.c */
 void session_start(struct worker *, int fd, const struct sockaddr *peer, socklen_t len,
@@ -263,7 +305,7 @@ bool message_feed(struct session *, struct evbuffer *input);
 bool classify_header(struct session *, bool final);
 const char *classify_finish(struct session *);
 void classify_envelope(const struct transaction *, struct envelope *);
-void classify_record(const struct transaction *, struct ingress *, json_t *);
+void classify_record(const struct transaction *, const struct route_rules *, json_t *);
 
 /* reports.c: the bounce listener (role "bounce"). init: none without such a listener; 0, or
  * -1 with err. rcpt: true if the recipient is taken (the caller adds it), false if refused

@@ -65,7 +65,8 @@ message_begin(struct session *s, bool dot_mode)
 	t->header_len = evbuffer_get_length(t->body);
 	t->auth_fed = t->header_len;
 	if (s->listener->dkim_sign)
-		t->sign = dkim_signing_begin(s->worker->ingress->signing, time_now_us() / 1000000);
+		t->sign = dkim_signing_begin(s->gen->signing, time_now_us() / 1000000,
+		                             &s->worker->ingress->metrics.signing);
 	t->verify = auth_verify_begin(s);
 	body_scanner_init(&t->scan, dot_mode, allow_8bit, lim->data_line_max,
 	                  lim->max_message_size);
@@ -300,7 +301,7 @@ message_commit_done(void *arg, enum spool_status status)
 			json_object_set_new(f, "authentication_results",
 			                    json_string(t->auth_results));
 		json_object_set_new(f, "reply", json_string(reply));
-		classify_record(t, w->ingress, f);
+		classify_record(t, s->gen->routing, f);
 		eventlog_write(w->ingress->log, "Reception", f);
 	} else {
 		log_error("session %llu: spool commit of %s failed: %s", (unsigned long long)s->id,

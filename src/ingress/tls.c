@@ -1,14 +1,15 @@
 /* tls.c - the SMTP server's TLS: certificates chosen by SNI, STARTTLS (RFC 3207) and implicit
- * TLS (RFC 8314) on the sessions' own sockets, and the reload of certificates on SIGHUP.
+ * TLS (RFC 8314) on the sessions' own sockets; each reload reads the certificates again.
  *
  * One SSL_CTX per tls_certificate section, all with the same protocol settings (TLS 1.2 at
  * least by default, no compression, no renegotiation, server cipher preference). The first
  * is every session's default; the servername callback moves a session to the context whose
  * certificate names the host the client asked for (exact, or a "*." wildcard over one label).
  *
- * A reload builds a whole new set and swaps it in under a mutex; sessions keep the context
- * they started with (OpenSSL counts the references), so a bad file on disk never breaks a
- * handshake in progress, and a reload that fails keeps the old set.
+ * A reload builds a whole new server (a new configuration generation); sessions keep the
+ * context they started with (OpenSSL counts the references), so a bad file on disk never
+ * breaks a handshake in progress, and a generation whose files cannot be read shares the one
+ * in use (tls_server_ref) when its certificate settings are the same.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -36,7 +37,8 @@ struct tls_set {
 };
 
 struct tls_server {
-	const struct config *cfg;
+	_Atomic unsigned refs;    /* generations sharing it (tls_server_ref) */
+	const struct config *cfg; /* a reference: the files' names */
 	pthread_mutex_t lock;
 	struct tls_set *set; /* under lock */
 };
@@ -220,40 +222,33 @@ tls_server_new(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->ntls_certificates == 0)
 		return NULL;
 	server = xcalloc(1, sizeof(*server));
-	server->cfg = cfg;
+	atomic_init(&server->refs, 1);
+	server->cfg = config_ref(cfg);
 	pthread_mutex_init(&server->lock, NULL);
 	server->set = set_load(server, err, errlen);
 	if (server->set == NULL) {
-		pthread_mutex_destroy(&server->lock);
-		free(server);
+		tls_server_free(server);
 		return NULL;
 	}
 	return server;
 }
 
-int
-tls_server_reload(struct tls_server *server, char *err, size_t errlen)
+struct tls_server *
+tls_server_ref(struct tls_server *server)
 {
-	struct tls_set *set = set_load(server, err, errlen), *old;
-
-	if (set == NULL)
-		return -1;
-	pthread_mutex_lock(&server->lock);
-	old = server->set;
-	server->set = set;
-	pthread_mutex_unlock(&server->lock);
-	/* Sessions hold their own references to the old contexts. */
-	set_free(old);
-	return 0;
+	atomic_fetch_add(&server->refs, 1);
+	return server;
 }
 
 void
 tls_server_free(struct tls_server *server)
 {
-	if (server == NULL)
+	if (server == NULL || atomic_fetch_sub(&server->refs, 1) > 1)
 		return;
-	set_free(server->set);
+	if (server->set != NULL)
+		set_free(server->set); /* sessions hold their own references to the contexts */
 	pthread_mutex_destroy(&server->lock);
+	config_unref(server->cfg);
 	free(server);
 }
 

@@ -51,13 +51,14 @@ struct auth_verify {
 static int
 worker_dns(struct worker *w)
 {
-	const struct delivery_conf *d = &w->ingress->cfg->delivery;
+	const struct delivery_conf *d = &w->gen->cfg->delivery;
 	struct dns_options opt = {.timeout_ms = d->dns_timeout_s * 1000};
 	char err[256];
 
 	if (w->resolver != NULL)
 		return 0;
 	opt.forwarders = (const char *const *)d->dns_forwarders;
+	opt.latency = w->ingress->metrics.verify_dns;
 	w->resolver = dns_resolver_new(w->base, &opt, err, sizeof(err));
 	if (w->resolver == NULL) {
 		log_error("SMTP thread %u: no resolver for verification: %s", w->index, err);
@@ -272,7 +273,7 @@ verify_maybe_done(struct auth_verify *v)
 	}
 	if (v->dmarc_resinfo != NULL)
 		resinfo[n++] = v->dmarc_resinfo;
-	field = auth_results_header(v->worker->ingress->cfg->hostname, resinfo, n);
+	field = auth_results_header(v->worker->gen->cfg->hostname, resinfo, n);
 	for (size_t i = 0; i < ndkim; i++)
 		free(dkim[i]);
 	v->finishing = false;
