@@ -16,6 +16,7 @@
 
 #include "conf/conf.h"
 #include "core/core.h"
+#include "queue/engine_admin.h"
 #include "queue/engine_internal.h"
 #include "smtp/smtp.h"
 
@@ -51,33 +52,72 @@ class_from_stream(struct queue_class *c, const struct stream_conf *sc)
 /* One queue class per stream: class 0 is "default" (with its section's settings if the file
  * has one), then the other stream sections in the order of the file. qo->retry (delivery's
  * schedule) must be set already. */
-static void
+void
 engine_classes(struct queue_engine *e, struct queue_options *qo)
 {
 	const struct config *cfg = e->cfg;
-	unsigned n = 1;
+	unsigned nold = e->nclasses, max = nold + (unsigned)cfg->nstreams + 1, n;
+	struct queue_class *classes = xcalloc(max, sizeof(*classes));
+	char **names = xcalloc(max, sizeof(*names));
 
-	e->classes = xcalloc(cfg->nstreams + 1, sizeof(*e->classes));
-	e->class_names = xcalloc(cfg->nstreams + 1, sizeof(*e->class_names));
-	e->class_names[0] = "default";
-	e->classes[0].retry = qo->retry;
-	class_from_stream(&e->classes[0], config_stream(cfg, "default"));
-	for (size_t i = 0; i < cfg->nstreams; i++) {
-		if (strcmp(cfg->streams[i].name, "default") == 0)
+	/* A class keeps its index for good (lanes refer to it): after a reload, the classes
+	 * already there come first, with the new settings where the stream is still
+	 * configured, and a stream no longer configured keeps its schedule to drain its lanes,
+	 * without a reserve; then the new streams. */
+	if (nold == 0) {
+		names[0] = xstrdup("default");
+		n = 1;
+	} else {
+		for (unsigned i = 0; i < nold; i++) {
+			names[i] = xstrdup(e->class_names[i]);
+			classes[i] = e->classes[i];
+			classes[i].reserve_pct = 0;
+		}
+		n = nold;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const struct stream_conf *sc = config_stream(cfg, names[i]);
+
+		if (sc == NULL && i != 0)
 			continue;
-		e->class_names[n] = cfg->streams[i].name;
-		e->classes[n].retry = qo->retry;
-		class_from_stream(&e->classes[n], &cfg->streams[i]);
+		classes[i] = (struct queue_class){.retry = qo->retry};
+		class_from_stream(&classes[i], sc);
+	}
+	for (size_t i = 0; i < cfg->nstreams && n < QUEUE_CLASSES_MAX; i++) {
+		bool known = false;
+
+		for (unsigned k = 0; k < n && !known; k++)
+			known = strcmp(names[k], cfg->streams[i].name) == 0;
+		if (known)
+			continue;
+		names[n] = xstrdup(cfg->streams[i].name);
+		classes[n].retry = qo->retry;
+		class_from_stream(&classes[n], &cfg->streams[i]);
 		n++;
 	}
+	engine_classes_free(e);
+	e->classes = classes;
+	e->class_names = (const char **)names;
 	e->nclasses = n;
 	qo->classes = e->classes;
 	qo->nclasses = n;
 }
 
+void
+engine_classes_free(struct queue_engine *e)
+{
+	for (unsigned i = 0; i < e->nclasses; i++)
+		free((char *)e->class_names[i]);
+	free(e->classes);
+	free(e->class_names);
+	e->classes = NULL;
+	e->class_names = NULL;
+	e->nclasses = 0;
+}
+
 /* cfg->delivery, with a zero (a configuration that does not set it) taken as the default of
  * the component that owns the setting. */
-static void
+void
 engine_settings(struct queue_engine *e, struct queue_options *qo)
 {
 	const struct delivery_conf *d = &e->cfg->delivery;
@@ -448,10 +488,12 @@ engine_free(struct queue_engine *e)
 	if (e->grace != NULL)
 		event_free(e->grace);
 	engine_shape_stop(e); /* its timer, before the loop goes */
+	engine_admin_free(e); /* likewise */
 	if (e->dns != NULL)
 		dns_resolver_free(e->dns);
 	if (e->q != NULL)
 		queue_free(e->q);
+	engine_metrics_stop(e);
 	if (e->mbox != NULL)
 		mailbox_free(e->mbox);
 	if (e->base != NULL)
@@ -461,8 +503,11 @@ engine_free(struct queue_engine *e)
 	delivery_tls_ctx_free(e->tls_ctx);
 	classify_unref(e->classify);
 	engine_verp_free(e);
-	free(e->classes);
-	free(e->class_names);
+	engine_classes_free(e);
+	for (size_t i = 0; i < e->nretired_tls; i++)
+		delivery_tls_ctx_free(e->retired_tls[i]);
+	free(e->retired_tls);
+	config_unref(e->cfg);
 	free(e);
 }
 
@@ -481,7 +526,8 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	char why[256];
 	uint64_t t0 = time_mono_us();
 
-	e->cfg = cfg;
+	e->cfg = config_ref(cfg);
+	e->cfg_latest = e->cfg;
 	e->spool = spool;
 	e->log = log;
 	engine_settings(e, &qo);
@@ -518,6 +564,7 @@ queue_engine_start(const struct config *cfg, struct spool *spool, struct eventlo
 	}
 	e->mbox = mailbox_new(e->base);
 	e->timer = evtimer_new(e->base, on_timer, e);
+	engine_metrics_start(e, &dopt);
 	dopt.forwarders = (const char *const *)d->dns_forwarders; /* NULL-terminated */
 	dopt.timeout_ms = ms(d->dns_timeout_s);
 	e->dns = dns_resolver_new(e->base, &dopt, err, errlen);

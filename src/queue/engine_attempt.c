@@ -18,6 +18,7 @@
 
 #include "conf/conf.h"
 #include "core/core.h"
+#include "queue/engine_admin.h"
 #include "queue/engine_internal.h"
 
 static const struct delivery_message *on_next(void *arg, struct delivery_client *);
@@ -128,6 +129,7 @@ attempt_maybe_free(struct attempt *a)
 	if (a->end_timer != NULL)
 		event_free(a->end_timer);
 	free(a->domain);
+	config_unref(a->cfg);
 	free(a);
 	e->nattempts--;
 	atomic_fetch_sub(&e->st_open, 1);
@@ -221,7 +223,7 @@ attempt_pump(struct attempt *a)
 		o.tls = a->tls;
 		engine_shape_options(a, &o);
 		if (a->source >= 0) {
-			const struct source_conf *src = &e->cfg->sources[a->source];
+			const struct source_conf *src = &a->cfg->sources[a->source];
 
 			o.source = (const struct sockaddr *)&src->sockaddr;
 			o.source_len = src->socklen;
@@ -498,8 +500,8 @@ on_result(void *arg, struct delivery_client *c, const struct delivery_result *r)
 		res->port = r->mx_port;
 		res->reused = r->reused;
 		res->elapsed_ms = elapsed;
-		res->source = a->source >= 0 ? a->e->cfg->sources[a->source].name : NULL;
-		res->source_ip = a->source >= 0 ? a->e->cfg->sources[a->source].address : NULL;
+		res->source = a->source >= 0 ? a->cfg->sources[a->source].name : NULL;
+		res->source_ip = a->source >= 0 ? a->cfg->sources[a->source].address : NULL;
 		res->tls = r->tls.active;
 		res->tls_verified = r->tls.active && r->tls.verified;
 		strlcpy_s(res->tls_version, r->tls.active ? r->tls.version : "",
@@ -518,10 +520,13 @@ static void
 source_down(struct attempt *a, int err)
 {
 	struct queue_engine *e = a->e;
-	const struct source_conf *src = &e->cfg->sources[a->source];
+	const struct source_conf *src = &a->cfg->sources[a->source];
 	json_t *o;
 
-	if (!egress_source_failed(e->egress, (size_t)a->source, time_now_us())) {
+	/* After a reload the engine's sources are another configuration's: say nothing of this
+	 * one there (the next connection from it finds out for itself). */
+	if (a->cfg != e->cfg ||
+	    !egress_source_failed(e->egress, (size_t)a->source, time_now_us())) {
 		log_debug("delivery: source \"%s\" (%s) still cannot be bound: %s", src->name,
 		          src->address, strerror(err));
 		return;
@@ -550,10 +555,10 @@ on_closed(void *arg, struct delivery_client *c, const struct delivery_session *s
 	if (s->source_errno != 0 && a->source >= 0) {
 		source_down(a, s->source_errno);
 		fate = QUEUE_CONN_NONE; /* not the destination's failure */
-	} else if (s->established && a->source >= 0 &&
+	} else if (s->established && a->source >= 0 && a->cfg == a->e->cfg &&
 	           egress_source_worked(a->e->egress, (size_t)a->source))
 		log_info("delivery: source \"%s\" (%s) is up again",
-		         a->e->cfg->sources[a->source].name, a->e->cfg->sources[a->source].address);
+		         a->cfg->sources[a->source].name, a->cfg->sources[a->source].address);
 	if (!s->established && s->tried > 0 && s->error != NULL && s->source_errno == 0)
 		engine_shape_reply(a, s->error->local ? 0 : s->error->code, s->error->status,
 		                   s->error->text);
@@ -621,6 +626,7 @@ attempt_refused(struct attempt *a, struct queue_item **items, size_t n, uint64_t
 	queue_release(e->q, a->dest, QUEUE_CONN_NONE, now);
 	engine_shape_attempt_free(a);
 	free(a->domain);
+	config_unref(a->cfg);
 	free(a);
 	engine_kick(e);
 }
@@ -637,7 +643,13 @@ attempt_new(struct queue_engine *e, struct queue_dest *dest, struct queue_item *
 	a->domain = xstrdup(engine_lane_domain(queue_dest_name(dest)));
 	a->tls = engine_tls_policy(e, a->domain);
 	a->source = -1;
-	a->pool = config_pool(e->cfg, queue_dest_via(dest));
+	a->cfg = config_ref(e->cfg);
+	a->pool = config_pool(a->cfg, queue_dest_via(dest));
+	if (engine_admin_lane_held(e, dest, now, &when)) {
+		/* An operator suspended it (engine_admin.c): no connection until the end. */
+		attempt_refused(a, items, n, when);
+		return NULL;
+	}
 	if (a->pool != NULL)
 		a->source = engine_shape_pick(a, now, true, &when);
 	if (a->pool != NULL && a->source < 0 && when != UINT64_MAX) {

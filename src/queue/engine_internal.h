@@ -101,6 +101,7 @@ struct job {
 	char *pool;       /* the lane's pool, NULL: none */
 	bool expire_only; /* from a QUEUE_WORK_EXPIRE batch */
 	bool gone;        /* the spool could not give the message: nothing to do */
+	char *admin_text; /* an operator's bounce (engine_admin.c): 550 5.0.0 this, no attempt */
 
 	struct envelope *env; /* owned once loaded */
 	struct evbuffer *body;
@@ -158,6 +159,9 @@ struct attempt {
 	char *fail_text;
 
 	enum delivery_tls_policy tls; /* config_tls_policy() for the domain */
+	/* The configuration the attempt started on (a reference): a reload swaps the engine's,
+	 * and pool and source stay this one's. */
+	const struct config *cfg;
 	/* The pool for the domain (config_pool_for) and the source this connection leaves
 	 * from (index into cfg->sources); NULL and -1 without a pool. */
 	const struct pool_conf *pool;
@@ -233,8 +237,15 @@ struct queue_engine {
 	struct egress *egress;               /* sources and pools (egress.c) */
 	/* The queue's classes: one per stream, [0] "default" (engine_classes). */
 	struct queue_class *classes;
-	const char **class_names; /* into cfg->streams, and "default" */
+	const char **class_names; /* owned: "default", then the streams (engine_classes) */
 	unsigned nclasses;
+	/* Reloads (engine_reload.c). cfg above is a reference, swapped on the engine thread;
+	 * cfg_latest is the last one handed over, for the reloading thread to compare with. TLS
+	 * contexts replaced by a reload stay until the engine ends: connections opened before
+	 * it may still use them (a CA store changes rarely). */
+	const struct config *cfg_latest;
+	struct delivery_tls_ctx **retired_tls;
+	size_t nretired_tls;
 	bool waking; /* in egress_wake(): not again from inside it */
 	/* Shaping (engine_shape.c); NULL without rules (delivery.shaping = "none"). */
 	struct shape_rules *shape_rules;
@@ -246,6 +257,10 @@ struct queue_engine {
 	bool shape_lock_made;
 	char *shape_snapshot;
 	struct provider_cache *providers;
+	struct engine_metrics *metrics; /* engine_metrics.c */
+
+	/* Suspensions and an operator's bounces and deletes (engine_admin.c); NULL until used. */
+	struct engine_admin *admin;
 
 	/* State (engine thread only). */
 	struct attempt *attempts;
@@ -316,9 +331,26 @@ void engine_domain(const char *address, char *buf, size_t size);
 /* The TLS policy for mail to a domain (route, domain section, delivery.tls). */
 enum delivery_tls_policy engine_tls_policy(const struct queue_engine *, const char *domain);
 
+/* engine.c: the settings made from e->cfg (delivery's, with defaults) into e and qo, and the
+ * queue classes (one per stream; after a reload, merged with those already there). */
+void engine_settings(struct queue_engine *, struct queue_options *);
+void engine_classes(struct queue_engine *, struct queue_options *);
+void engine_classes_free(struct queue_engine *);
+
 /* engine_shape.c */
 int engine_shape_start(struct queue_engine *, char *err, size_t errlen);
+/* The shaping rules for e->cfg (the file, or the built-in rules), over its delivery
+ * settings as engine_settings() made them in e. NULL with the reason in err. */
+struct shape_rules *engine_shape_rules_load(const struct queue_engine *, char *err, size_t errlen);
+/* On the engine thread: the new rules (a reference given) in force from now on. */
+void engine_shape_rules_set(struct queue_engine *, struct shape_rules *);
 void engine_shape_stop(struct queue_engine *);
+/* Arms the shaping timer for the next end of an adaptive action or an override. */
+void engine_shape_timer_arm(struct queue_engine *);
+
+/* engine_inspect.c: the admin API's questions (queue_engine_ask). */
+/* Ends the overrides whose time has come (ShapingOverride records, site windows again). */
+void engine_overrides_expire(struct queue_engine *);
 /* The rules' provider for a domain: named by the rules, or learned from its MX hosts. */
 const char *engine_provider(struct queue_engine *, const char *domain);
 void engine_shape_learn(struct queue_engine *, const char *domain, const char *const *mx_hosts,
@@ -346,6 +378,15 @@ void engine_shape_attempt_free(struct attempt *);
 void engine_shape_reply(struct attempt *, int code, const char *status, const char *text);
 /* A delivery succeeded: backoff mode there ends. */
 void engine_shape_delivered(struct attempt *);
+
+/* engine_metrics.c: start before the resolver is made (it sets dopt->latency), stop after it
+ * is freed. The others count what the metrics show; any may be called before start. */
+void engine_metrics_start(struct queue_engine *, struct dns_options *dopt);
+void engine_metrics_stop(struct queue_engine *);
+/* A message (true) or a connection (false) waits for a rate token. */
+void engine_metrics_throttle_wait(struct queue_engine *, bool message);
+/* The adaptive actions in force now (shape_active()'s). */
+void engine_metrics_actions(struct queue_engine *, const struct shape_event *, size_t n);
 
 /* engine_dispatch.c */
 void engine_dispatch(struct queue_engine *);

@@ -21,6 +21,7 @@
 
 #include "bounce/bounce.h"
 #include "core/core.h"
+#include "queue/engine_admin.h"
 #include "queue/engine_internal.h"
 #include "suppress/suppress.h"
 
@@ -42,7 +43,8 @@ job_new(struct queue_engine *e, struct attempt *a, struct queue_item *item)
 	j->e = e;
 	j->item = item;
 	queue_item_id(item, j->id);
-	j->domain = xstrdup(a != NULL ? a->domain : queue_dest_site(lane));
+	/* The lane's domain: its site may be a provider's name (engine_shape_site). */
+	j->domain = xstrdup(a != NULL ? a->domain : engine_lane_domain(queue_dest_name(lane)));
 	j->lane = xstrdup(queue_dest_name(lane));
 	j->pool = queue_dest_via(lane) != NULL ? xstrdup(queue_dest_via(lane)) : NULL;
 	return j;
@@ -115,6 +117,13 @@ on_loaded(void *arg, enum spool_status st, struct envelope *env, struct evbuffer
 		if (!j->gone)
 			job_decide_all(j, R_EXPIRED, 0, "4.4.7", NULL, false);
 		job_finish(j);
+	} else if (j->admin_text != NULL) {
+		/* An operator's bounce (engine_admin.c): no connection, no attempt counted. */
+		if (!j->gone)
+			job_decide_all(j, R_BOUNCED, 550, "5.0.0", j->admin_text, true);
+		job_finish(j);
+	} else if (j->a != NULL && !j->gone && engine_admin_hold_job(j)) {
+		/* A suspended tenant's or campaign's: parked (or expired), the job is gone. */
 	} else if (j->a != NULL)
 		attempt_job_loaded(j->a, j);
 	else
@@ -249,6 +258,8 @@ job_done(struct job *j)
 		e->nexpiring--;
 		engine_kick(e);
 	}
+	if (j->admin_text != NULL)
+		engine_admin_job_done(e); /* the next of an operator's bounces may load */
 	job_free(j);
 	engine_check_stopped(e);
 }
@@ -407,8 +418,11 @@ job_suppress(struct job *j, size_t k, const char *reply)
 static void
 job_classify(struct job *j)
 {
-	struct classify_table *t = engine_rules_get(j->e); /* the current rules (SIGHUP) */
+	struct classify_table *t;
 
+	if (j->admin_text != NULL)
+		return; /* an operator's bounce is final, whatever the rules make of its words */
+	t = engine_rules_get(j->e); /* the current rules (SIGHUP) */
 	for (size_t k = 0; k < j->nr; k++) {
 		struct rcpt_result *r = &j->res[k];
 		struct classify_result cr;
@@ -557,6 +571,7 @@ job_free(struct job *j)
 	free(j->change_replies);
 	free(j->changes);
 	free(j->delay_idx);
+	free(j->admin_text);
 	free(j->lane);
 	free(j->pool);
 	free(j->res);

@@ -16,6 +16,7 @@
 
 #include "conf/conf.h"
 #include "core/core.h"
+#include "queue/engine_admin.h"
 #include "queue/engine_internal.h"
 
 /* Domains whose provider was learned from their MX hosts (a Workspace domain is Google's):
@@ -109,8 +110,8 @@ base_settings(const struct queue_engine *e, struct shape_settings *b)
 }
 
 /* The rules file (or the built-in rules) over drover.conf's delivery settings. */
-static struct shape_rules *
-rules_load(const struct queue_engine *e, char *err, size_t errlen)
+struct shape_rules *
+engine_shape_rules_load(const struct queue_engine *e, char *err, size_t errlen)
 {
 	const char *path = e->cfg->delivery.shaping;
 	struct shape_settings base;
@@ -136,7 +137,7 @@ engine_shape_start(struct queue_engine *e, char *err, size_t errlen)
 
 	if (path != NULL && strcmp(path, "none") == 0)
 		return 0;
-	e->shape_rules = rules_load(e, err, errlen);
+	e->shape_rules = engine_shape_rules_load(e, err, errlen);
 	if (e->shape_rules == NULL)
 		return -1;
 	e->shape = shape_state_new(e->shape_rules, 0, 0);
@@ -146,48 +147,18 @@ engine_shape_start(struct queue_engine *e, char *err, size_t errlen)
 	return 0;
 }
 
-struct rules_swap {
-	struct queue_engine *e;
-	struct shape_rules *rules;
-};
-
 /* On the engine thread, the only one that reads the rules. The state keeps its throttles,
  * slots, warm-up counts and active actions (shape_state_set_rules); connections opened from
  * now on get the new settings, those open finish with theirs. */
-static void
-rules_swap(void *arg)
+void
+engine_shape_rules_set(struct queue_engine *e, struct shape_rules *rules)
 {
-	struct rules_swap *sw = arg;
-	struct queue_engine *e = sw->e;
-
-	shape_state_set_rules(e->shape, sw->rules);
+	shape_state_set_rules(e->shape, rules);
+	/* Under the lock: queue_engine_shape_rules() takes a reference from another thread. */
+	pthread_mutex_lock(&e->shape_lock);
 	shape_rules_unref(e->shape_rules);
-	e->shape_rules = sw->rules; /* the reference the load gave */
-	free(sw);
-	/* Mail held for a rate or a cap asks the new rules now rather than at the old time (a
-	 * suspension still in force holds it again at once). */
-	queue_hold_none(e->q, time_now_us());
-	log_debug("delivery: new shaping rules in force; held mail asks them again");
-	engine_kick(e);
-}
-
-int
-queue_engine_reload_shaping(struct queue_engine *e, char *err, size_t errlen)
-{
-	struct rules_swap *sw;
-	struct shape_rules *r;
-
-	if (e == NULL || e->shape == NULL)
-		return 0; /* "none": nothing to reload */
-	/* Read and compiled here, on the caller's thread: the engine's loop never waits on a
-	 * file. */
-	if ((r = rules_load(e, err, errlen)) == NULL)
-		return -1;
-	sw = xcalloc(1, sizeof(*sw));
-	sw->e = e;
-	sw->rules = r;
-	mailbox_post(e->mbox, rules_swap, sw);
-	return 1;
+	e->shape_rules = rules; /* the reference given */
+	pthread_mutex_unlock(&e->shape_lock);
 }
 
 void
@@ -270,6 +241,7 @@ engine_shape_site(struct queue_engine *e, const char *domain, const struct pool_
 		return;
 	}
 	shape_params(e->shape_rules, NULL, engine_provider(e, domain), domain, &p);
+	shape_apply_overrides(e->shape, NULL, domain, &p, time_now_us());
 	strlcpy_s(site, p.dest, size);
 	/* Each source may have max_connections there; the provider's cap bounds them all. */
 	w = (uint64_t)p.s.max_connections * sources;
@@ -280,8 +252,6 @@ engine_shape_site(struct queue_engine *e, const char *domain, const struct pool_
 }
 
 /* ---- Events ---- */
-
-static void shape_timer_arm(struct queue_engine *);
 
 /* Most actions listed in the control API's snapshot (the log has every one). */
 #define SHAPE_SNAPSHOT_MAX 1000
@@ -296,6 +266,7 @@ shape_snapshot(struct queue_engine *e)
 	char *text;
 
 	n = shape_active(e->shape, time_now_us(), ev, max);
+	engine_metrics_actions(e, ev, n < max ? n : max);
 	for (size_t i = 0; i < n && i < max; i++)
 		json_array_append_new(list, shape_event_json(&ev[i]));
 	text = json_dumps(list, JSON_COMPACT);
@@ -305,6 +276,20 @@ shape_snapshot(struct queue_engine *e)
 	free(e->shape_snapshot);
 	e->shape_snapshot = text;
 	pthread_mutex_unlock(&e->shape_lock);
+}
+
+struct shape_rules *
+queue_engine_shape_rules(struct queue_engine *e)
+{
+	struct shape_rules *r = NULL;
+
+	if (e == NULL || !e->shape_lock_made)
+		return NULL;
+	pthread_mutex_lock(&e->shape_lock);
+	if (e->shape_rules != NULL)
+		r = shape_rules_ref(e->shape_rules);
+	pthread_mutex_unlock(&e->shape_lock);
+	return r;
 }
 
 json_t *
@@ -354,7 +339,7 @@ shape_event(struct queue_engine *e, const struct shape_event *ev)
 		break;
 	}
 	shape_snapshot(e);
-	shape_timer_arm(e);
+	engine_shape_timer_arm(e);
 }
 
 static void
@@ -371,14 +356,15 @@ on_shape_timer(evutil_socket_t fd, short what, void *arg)
 		for (size_t i = 0; i < n; i++)
 			shape_event(e, &ev[i]);
 	} while (n == SHAPE_EVENTS_MAX);
-	shape_timer_arm(e);
+	engine_overrides_expire(e);
+	engine_shape_timer_arm(e);
 	engine_kick(e);
 }
 
-/* Wakes at the earliest end of an active action, so that its END record is written when it
- * ends; no timer while none is active. */
-static void
-shape_timer_arm(struct queue_engine *e)
+/* Wakes at the earliest end of an active action or an override, so that its end record is
+ * written when it ends; no timer while none is active. */
+void
+engine_shape_timer_arm(struct queue_engine *e)
 {
 	uint64_t now = time_now_us(), next, wait;
 	struct timeval tv;
@@ -388,6 +374,10 @@ shape_timer_arm(struct queue_engine *e)
 	if (e->shape_timer == NULL)
 		e->shape_timer = evtimer_new(e->base, on_shape_timer, e);
 	next = shape_next_expiry(e->shape);
+	/* Operators' overrides end on the same timer (engine_inspect.c). */
+	if (shape_override_next_expiry(e->shape) != 0 &&
+	    (next == 0 || shape_override_next_expiry(e->shape) < next))
+		next = shape_override_next_expiry(e->shape);
 	if (next == 0) {
 		evtimer_del(e->shape_timer);
 		return;
@@ -403,7 +393,7 @@ shape_timer_arm(struct queue_engine *e)
 static const char *
 source_name(const struct attempt *a)
 {
-	return a->source >= 0 ? a->e->cfg->sources[a->source].name : NULL;
+	return a->source >= 0 ? a->cfg->sources[a->source].name : NULL;
 }
 
 /* Could source open a connection to the attempt's destination now, as far as suspensions,
@@ -445,6 +435,14 @@ pick_filter(void *arg, size_t source)
 	struct pick_ctx *c = arg;
 	uint64_t when = UINT64_MAX;
 
+	/* An operator's suspension (engine_admin.c) first: it holds with or without rules. */
+	if (engine_admin_source_held(c->e, c->e->cfg->sources[source].name, c->now, &when)) {
+		if (when < c->earliest)
+			c->earliest = when;
+		return false;
+	}
+	if (c->e->shape == NULL)
+		return true;
 	if (source_usable(c->e, c->e->cfg->sources[source].name, c->provider, c->domain, c->now,
 	                  &when))
 		return true;
@@ -458,9 +456,14 @@ engine_shape_pick(struct attempt *a, uint64_t now, bool consume, uint64_t *earli
 {
 	struct queue_engine *e = a->e;
 	struct pick_ctx c = {e, engine_provider(e, a->domain), a->domain, now, UINT64_MAX};
+
+	/* A connection opened before a reload has the old configuration's pool and sources,
+	 * which the engine's egress no longer counts: no other source's turn comes on it. */
+	if (a->cfg != e->cfg)
+		return -1;
 	long s;
 
-	if (e->shape == NULL)
+	if (e->shape == NULL && !engine_admin_sources_held(e))
 		return egress_pick(e->egress, a->pool, a->domain, now, consume);
 	s = egress_pick_filtered(e->egress, a->pool, a->domain, now, consume, pick_filter, &c);
 	if (earliest != NULL)
@@ -486,6 +489,8 @@ engine_shape_admit(struct attempt *a, uint64_t now, uint64_t *when)
 			return SHAPE_SUSPENDED;
 	}
 	v = shape_conn_acquire(e->shape, src, &a->sp, now, when);
+	if (v == SHAPE_RATE)
+		engine_metrics_throttle_wait(e, false);
 	if (v == SHAPE_GO)
 		a->shape_slot = true;
 	else if (v == SHAPE_NO_SLOT)
@@ -614,6 +619,7 @@ engine_shape_may_send(struct attempt *a)
 		shape_warmup_count(e->shape, src, a->sp.dest, now, 1);
 		return true;
 	}
+	engine_metrics_throttle_wait(e, true);
 	if (next - now > SHAPE_WAIT_OPEN_MAX_US || a->dest == NULL) {
 		if (a->dest != NULL)
 			queue_hold(e->q, a->dest, next, now);

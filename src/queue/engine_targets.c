@@ -300,7 +300,7 @@ resolve_literal(struct attempt *a)
 void
 targets_resolve(struct attempt *a)
 {
-	const struct config *cfg = a->e->cfg;
+	const struct config *cfg = a->cfg; /* the attempt's: its routes stay valid */
 	const struct route_conf *route;
 	char alabel[DNS_NAME_MAX + 1];
 	const char *why = "not a domain name";

@@ -26,6 +26,7 @@
 
 #define ITEM_FREE      0   /* state of an item on the free list (public states start at 1) */
 #define ITEM_CANCELLED 0x1 /* flags: removed by the operator while being delivered */
+#define ITEM_PARKED    0x2 /* flags: put back by queue_item_park, not taken since */
 
 #define IDX_BUCKETS_MIN  1024U
 #define NAME_BUCKETS_MIN 64U
@@ -784,7 +785,11 @@ lane_update(struct queue *q, struct queue_dest *d)
 			key = s->dead_until;
 	}
 	if (held && (d->ready.n > 0 || d->sched.n > 0)) {
-		/* Woken when the hold ends, to connect with what is ready by then. */
+		/* Woken when the hold ends, to connect with what is ready by then. Before it only
+		 * to move due items into a ready queue with room: keyed by a due item with the
+		 * ready queue full, the advance would find the lane due again and again. */
+		if (!wake)
+			key = UINT64_MAX;
 		wake = true;
 		if (d->held_until < key)
 			key = d->held_until;
@@ -970,6 +975,41 @@ queue_new(const struct queue_options *o, char *err, size_t errlen)
 	return q;
 }
 
+int
+queue_reconfigure(struct queue *q, const struct queue_options *o, char *err, size_t errlen)
+{
+	const char *why = options_check(o);
+	uint32_t n = o->nclasses > 0 ? o->nclasses : 1;
+
+	if (why == NULL && n < q->nclasses)
+		why = "classes may be added, not removed (lanes refer to them by index)";
+	if (why != NULL) {
+		snprintf(err, errlen, "queue: %s", why);
+		return -1;
+	}
+	/* Every site counts its connections per class: the new classes start at zero. */
+	if (n > q->nclasses)
+		for (uint32_t b = 0; b <= q->site_names.mask; b++)
+			for (struct named *c = q->site_names.bucket[b]; c != NULL; c = c->hnext) {
+				struct queue_site *site = (struct queue_site *)c;
+
+				site->class_slots =
+				    xrealloc(site->class_slots, n * sizeof(*site->class_slots));
+				memset(site->class_slots + q->nclasses, 0,
+				       (n - q->nclasses) * sizeof(*site->class_slots));
+			}
+	q->classes = xrealloc(q->classes, n * sizeof(*q->classes));
+	if (o->nclasses > 0)
+		memcpy(q->classes, o->classes, n * sizeof(*q->classes));
+	else
+		q->classes[0].retry = o->retry;
+	q->nclasses = n;
+	q->opt = *o;
+	q->opt.classes = NULL;
+	queue_rng_seed(&q->rng, o->seed);
+	return 0;
+}
+
 void
 queue_free(struct queue *q)
 {
@@ -1061,24 +1101,34 @@ queue_add(struct queue *q, const char *id, const char *dest, uint64_t received_u
 	return queue_add_lane(q, id, &lane, received_us, next_attempt_us, attempts);
 }
 
+/* Unlinks a waiting item from its heap or list (its state is left for the caller to set);
+ * false for one being delivered (ACTIVE), which is in none. */
+static bool
+item_unlink(struct queue *q, struct queue_dest *d, struct queue_item *it)
+{
+	switch (it->state) {
+	case QUEUE_ITEM_SCHEDULED:
+		heap_remove(q, &d->sched, it->link);
+		return true;
+	case QUEUE_ITEM_READY:
+		list_unlink(q, &d->ready, it);
+		return true;
+	case QUEUE_ITEM_EXPIRING:
+		list_unlink(q, &q->expiring, it);
+		d->expiring--;
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Take an item out of the queue wherever it is; one being delivered is only marked. */
 static void
 item_drop(struct queue *q, struct queue_item *it)
 {
 	struct queue_dest *d = q->dests[it->dest];
 
-	switch (it->state) {
-	case QUEUE_ITEM_SCHEDULED:
-		heap_remove(q, &d->sched, it->link);
-		break;
-	case QUEUE_ITEM_READY:
-		list_unlink(q, &d->ready, it);
-		break;
-	case QUEUE_ITEM_EXPIRING:
-		list_unlink(q, &q->expiring, it);
-		d->expiring--;
-		break;
-	default: /* QUEUE_ITEM_ACTIVE */
+	if (!item_unlink(q, d, it)) {
 		it->flags |= ITEM_CANCELLED;
 		return;
 	}
@@ -1205,6 +1255,7 @@ take_ready(struct queue *q, struct queue_dest *d, struct queue_item **items, siz
 
 	while (n < max && (it = list_pop(q, &d->ready)) != NULL) {
 		item_set_state(q, it, QUEUE_ITEM_ACTIVE);
+		it->flags &= (uint8_t)~ITEM_PARKED;
 		d->active++;
 		items[n++] = it;
 	}
@@ -1474,6 +1525,105 @@ queue_site_limit(struct queue *q, const char *site, unsigned max_window)
 	if (s == NULL)
 		return 0;
 	site_set_max_window(s, max_window);
+	site_update(q, s);
+	return 1;
+}
+
+/* ---- An operator's hand (engine_admin.c) ---- */
+
+size_t
+queue_find(const struct queue *q, const char *id, struct queue_item **items, size_t cap)
+{
+	uint8_t raw[ID_BYTES];
+	size_t n = 0;
+
+	if (id_decode(id, raw) < 0)
+		return 0;
+	for (uint32_t i = q->idx_bucket[id_hash(raw) & q->idx_mask]; i != NIL && n < cap;) {
+		struct queue_item *it = item_at(q, i);
+
+		if (memcmp(it->id, raw, ID_BYTES) == 0)
+			items[n++] = it;
+		i = it->hnext;
+	}
+	return n;
+}
+
+enum queue_item_state
+queue_item_state(const struct queue_item *it)
+{
+	return (enum queue_item_state)it->state;
+}
+
+bool
+queue_item_parked(const struct queue_item *it)
+{
+	return it->state == QUEUE_ITEM_SCHEDULED && (it->flags & ITEM_PARKED) != 0;
+}
+
+int
+queue_item_take(struct queue *q, struct queue_item *it, uint64_t now_us)
+{
+	struct queue_dest *d = q->dests[it->dest];
+
+	note_now(q, now_us);
+	if (!item_unlink(q, d, it))
+		return -1;
+	item_set_state(q, it, QUEUE_ITEM_ACTIVE);
+	it->flags &= (uint8_t)~ITEM_PARKED;
+	d->active++;
+	(void)lane_update(q, d); /* d->active keeps the lane */
+	return 0;
+}
+
+void
+queue_item_park(struct queue *q, struct queue_item *it, uint64_t until_us, uint64_t now_us)
+{
+	struct queue_dest *d;
+
+	if (it->state != QUEUE_ITEM_ACTIVE)
+		fatal("queue_item_park: item %u was not taken", it->self);
+	note_now(q, now_us);
+	d = q->dests[it->dest];
+	d->active--;
+	if (it->flags & ITEM_CANCELLED) {
+		item_free(q, it);
+	} else {
+		schedule(q, d, it, until_us);
+		it->flags |= ITEM_PARKED;
+	}
+	site_update(q, d->site);
+}
+
+int
+queue_item_due_now(struct queue *q, struct queue_item *it, uint64_t now_us)
+{
+	struct queue_dest *d = q->dests[it->dest];
+
+	if (it->state != QUEUE_ITEM_SCHEDULED)
+		return 0;
+	note_now(q, now_us);
+	it->flags &= (uint8_t)~ITEM_PARKED;
+	if (d->sched.key[it->link] <= now_us)
+		return 0;
+	heap_update(q, &d->sched, it->link, now_us);
+	(void)lane_update(q, d);
+	return 1;
+}
+
+int
+queue_site_revive(struct queue *q, const char *site, uint64_t now_us)
+{
+	struct queue_site *s =
+	    (struct queue_site *)name_lookup(&q->site_names, site, name_hash(site));
+
+	if (s == NULL || s->state != QUEUE_DEST_DEAD)
+		return 0;
+	note_now(q, now_us);
+	/* As at the end of its cooldown: one connection probes it; reaching the site reopens
+	 * the window, failing kills it again (for longer). */
+	s->dead_until = now_us;
+	site_set_state(q, s, QUEUE_DEST_PROBE);
 	site_update(q, s);
 	return 1;
 }

@@ -74,6 +74,8 @@
 
 /* Ids are the spool's: 24 hex digits (spool.h SPOOL_ID_LEN), kept as 12 raw bytes. */
 #define QUEUE_ID_LEN 24
+/* A site's name with its NUL: a domain name (253 octets at most) or a provider's. */
+#define QUEUE_SITE_NAME_MAX 256
 
 /* ---- Defaults: every setting named, with its reason; conf/ takes them from here ---- */
 
@@ -179,6 +181,11 @@ struct queue_options {
 void queue_options_default(struct queue_options *);
 /* NULL with a message in err if an option is out of range. */
 struct queue *queue_new(const struct queue_options *, char *err, size_t errlen);
+/* New options for a queue in use (a configuration reload): classes may change their settings
+ * and new ones may be added at the end, never removed (lanes keep their class's index). The
+ * retry schedules apply to the next attempt of every item; windows and the dead-site settings
+ * to sites as they next change. 0, or -1 with the reason in err and nothing changed. */
+int queue_reconfigure(struct queue *, const struct queue_options *, char *err, size_t errlen);
 /* Frees everything; handles held by the caller die with it. */
 void queue_free(struct queue *);
 
@@ -318,6 +325,28 @@ bool queue_dest_yields(const struct queue *, const struct queue_dest *);
  * once. 0 if no such site is queued (the next queue_add_lane's max_window sets it). */
 int queue_site_limit(struct queue *, const char *site, unsigned max_window);
 
+/* ---- An operator's hand (the admin API: engine_admin.c) ---- */
+
+/* Every item with this id, any state (one per destination), at most cap; 0 for a malformed
+ * id. The handles are valid until the queue next changes. */
+size_t queue_find(const struct queue *, const char *id, struct queue_item **items, size_t cap);
+enum queue_item_state queue_item_state(const struct queue_item *);
+/* True for a scheduled item put back by queue_item_park and not taken since. */
+bool queue_item_parked(const struct queue_item *);
+/* Take one queued item out of turn (an operator's bounce or delete): it becomes ACTIVE, to be
+ * answered with queue_item_done like any taken item; no slot is held. -1 if it is ACTIVE
+ * already (being delivered). */
+int queue_item_take(struct queue *, struct queue_item *, uint64_t now_us);
+/* A taken item goes back untried, scheduled at until_us (a suspension's end, its expiry):
+ * no attempt counted, its retry schedule untouched, and marked parked (queue_item_parked)
+ * until it is taken again. An item removed meanwhile (queue_remove) goes. */
+void queue_item_park(struct queue *, struct queue_item *, uint64_t until_us, uint64_t now_us);
+/* A scheduled item becomes due now, its attempts unchanged. 1 if it was scheduled later. */
+int queue_item_due_now(struct queue *, struct queue_item *, uint64_t now_us);
+/* A dead site (held back after failed connections) is probed at once, as at the end of its
+ * cooldown. 1 if it was dead. */
+int queue_site_revive(struct queue *, const char *site, uint64_t now_us);
+
 /* ---- Looking inside (engine, CLI, metrics) ---- */
 
 /* Writes the id as 24 lower-case hex digits and a NUL. */
@@ -450,24 +479,115 @@ void queue_engine_accepted(void *engine, const struct envelope *);
  * next start. Call it after the last submit (after ingress_stop). */
 void queue_engine_stop(struct queue_engine *, unsigned grace_s);
 
-/* `drover queue list | summary | show ID` (cli.c): what the spool holds, read-only, beside
- * the daemon or without it; the queue of each pending recipient as the engine would file it
- * under cfg. json: one JSON object per line. Return the exit status. */
+/* `drover queue list | show ID` (cli.c): what the spool holds, read-only, beside the daemon
+ * or without it; the queue of each pending recipient as the engine would file it under cfg.
+ * json: one JSON object per line. Return the exit status. */
 struct spool;
 int queue_cli_list(const struct config *, struct spool *, bool json);
-int queue_cli_summary(const struct config *, struct spool *, bool json);
 int queue_cli_show(const struct config *, struct spool *, const char *id);
 
-/* Reads the shaping rules again (delivery.shaping; SIGHUP): checked and compiled on the
- * calling thread, then swapped in on the engine's. Returns 1 swapped (or about to be), 0 no
- * rules to reload ("none"), -1 with every error (file:line) in err: the old rules stay. Any
- * thread but the engine's. */
-int queue_engine_reload_shaping(struct queue_engine *, char *err, size_t errlen);
+/* ---- Summaries and inspection from the spool (summary.c) ----
+ *
+ * For `drover queue summary` (without a server) and the admin API (with one, on a thread that
+ * may block). Reading the spool is O(queue): every envelope is read. */
+
+/* What a summary groups pending recipients by. queue: the lane ("stream:pool@domain"),
+ * shown with its stream, pool and destination. provider: the shaping rules' provider of the
+ * destination domain, by the rules' domain lists. */
+enum queue_summary_key {
+	QUEUE_BY_QUEUE,
+	QUEUE_BY_STREAM,
+	QUEUE_BY_POOL,
+	QUEUE_BY_TENANT,
+	QUEUE_BY_CAMPAIGN,
+	QUEUE_BY_DESTINATION,
+	QUEUE_BY_PROVIDER,
+	QUEUE_BY_COUNT
+};
+/* "queue", "stream", ... */
+const char *queue_summary_key_name(enum queue_summary_key);
+/* "tenant,campaign" into keys (room for QUEUE_BY_COUNT), *n of them; -1 with why in err
+ * (an unknown key, one given twice, none). */
+int queue_summary_keys_parse(const char *text, enum queue_summary_key *keys, size_t *n, char *err,
+                             size_t errlen);
+
+struct queue_summary;
+struct shape_rules;
+/* Groups by keys (n >= 1); rules (a reference is taken; NULL: no providers) for the provider
+ * key. cfg must outlive it. */
+struct queue_summary *queue_summary_new(const struct config *, const enum queue_summary_key *keys,
+                                        size_t n, struct shape_rules *rules);
+/* Counts a message's pending recipients (each in its group; the message once per group). */
+void queue_summary_add(struct queue_summary *, const struct envelope *);
+/* The groups, and frees the summary: {"by": [keys], "groups": [{the keys' values,
+ * "messages", "recipients", "bytes", "oldest", "oldest_age_s", "last_error"}], "messages",
+ * "recipients"}, groups by most messages first (by queue: by stream first). */
+struct json_t *queue_summary_finish(struct queue_summary *, uint64_t now_us);
+/* All of that over the spool; NULL if it cannot be read. */
+struct json_t *queue_summary_json(const struct config *, struct spool *,
+                                  const enum queue_summary_key *keys, size_t n,
+                                  struct shape_rules *rules, uint64_t now_us);
+/* A message as the API's inspection shows it: envelope, recipients with their states, its
+ * queues, and its header section from body (at most header_max octets; body NULL: null). */
+struct evbuffer;
+struct json_t *queue_message_json(const struct config *, const struct envelope *,
+                                  struct evbuffer *body, size_t header_max, uint64_t now_us);
+
+/* A configuration reload (docs/operations.md, "Reloading"): delivery settings, routes,
+ * domains, sources and pools, streams (classes keep their place; new ones are added), the
+ * CA store, and the shaping rules (delivery.shaping) are made and checked by prepare on the
+ * calling thread (NULL with every error, file:line, in err: nothing changes); commit swaps
+ * them in on the engine's thread: connections opened from then on use them, those open
+ * finish on the configuration they started with. Throttles, adaptive actions, warm-up counts
+ * and queued mail carry over; held mail asks the new settings at once. cancel drops a
+ * prepared reload. Not reloaded (restart): the DNS forwarders and timeout, VERP,
+ * delivery.enabled, and turning shaping on or off ("none"). From one thread at a time, not
+ * the engine's; cfg is referenced by the reload. */
+struct engine_reload;
+struct engine_reload *queue_engine_reload_prepare(struct queue_engine *, const struct config *cfg,
+                                                  char *err, size_t errlen);
+void queue_engine_reload_commit(struct engine_reload *);
+void queue_engine_reload_cancel(struct engine_reload *);
 
 /* The adaptive actions active now (docs/shaping.md, AdaptiveAction records' fields), as a JSON
  * array (a new reference; empty without shaping). Any thread. */
 struct json_t;
 struct json_t *queue_engine_shaping_json(struct queue_engine *);
+
+/* The admin API's verbs (engine_admin.c; docs/operations.md, "Control API"): "suspend",
+ * "resume", "suspensions", "bounce", "delete", "retry", with the request's body (a JSON
+ * object; NULL: none). Blocking: it may read the whole spool, then waits while the engine's
+ * thread applies the verb (in slices: the loop goes on between them); bounce and delete answer
+ * once every matching item is taken, their DSNs and spool changes following. Call it from a
+ * thread of one's own, never from an event loop, and never after queue_engine_stop. Returns
+ * an HTTP status (200; 400 and 404 with {"error": why}; 503 while stopping) and the answer in
+ * *answer (a new reference). Suspensions live in memory: a restart forgets them. */
+int queue_engine_admin(struct queue_engine *, const char *verb, struct json_t *body,
+                       struct json_t **answer);
+
+/* Questions to the engine thread for the admin API (engine_inspect.c): what only the engine
+ * knows (its in-memory queue, its shaping state) is read or changed there, and the answer
+ * posted back to the asker's mailbox. args (taken: the engine frees it) and the answer are
+ * JSON objects; status is an HTTP status (200, 201, 400, 404, 503 with {"error": why}).
+ *	QUEUE_ASK_TOP              args {"by": "destination"|"provider", "limit": N}
+ *	QUEUE_ASK_ADAPTIVE         args {}
+ *	QUEUE_ASK_OVERRIDES        args {}
+ *	QUEUE_ASK_OVERRIDE_ADD     args: POST /api/v1/shaping/overrides's body
+ *	QUEUE_ASK_OVERRIDE_REMOVE  args {"id": N}
+ * Any thread; e NULL (delivery off) answers 503 through the mailbox too. */
+enum queue_engine_question {
+	QUEUE_ASK_TOP,
+	QUEUE_ASK_ADAPTIVE,
+	QUEUE_ASK_OVERRIDES,
+	QUEUE_ASK_OVERRIDE_ADD,
+	QUEUE_ASK_OVERRIDE_REMOVE,
+};
+struct mailbox;
+typedef void queue_engine_answer_fn(void *arg, int status, struct json_t *answer);
+void queue_engine_ask(struct queue_engine *, enum queue_engine_question, struct json_t *args,
+                      struct mailbox *reply_to, queue_engine_answer_fn *, void *arg);
+/* The shaping rules in force, a new reference (NULL without shaping). Any thread. */
+struct shape_rules *queue_engine_shape_rules(struct queue_engine *);
 
 /* Counters since start, for logs and metrics (recipients unless said otherwise). */
 struct queue_engine_stats {
@@ -485,5 +605,39 @@ struct queue_engine_stats {
 	unsigned open;            /* connections open now */
 };
 void queue_engine_stats(struct queue_engine *, struct queue_engine_stats *);
+
+/* What the metrics show of the queue and of shaping (engine_metrics.c): the engine's loop
+ * publishes the queue's figures once a second, and this copies the latest (all zero before
+ * the first); counters are as of the call. Any thread; never waits for the loop. */
+#define QUEUE_METRICS_SITES_MAX  50 /* sites named; the others are summed as one */
+#define QUEUE_METRICS_SITE_OTHER "_other"
+struct queue_engine_site_items {
+	char stream[65];                /* the lane's stream ("default" for none) */
+	char site[QUEUE_SITE_NAME_MAX]; /* the provider or the domain, or SITE_OTHER */
+	uint64_t items;
+};
+struct dns_latency;
+struct queue_engine_metrics {
+	uint64_t published_us;                       /* wall clock of the snapshot; 0: none yet */
+	uint64_t scheduled, ready, active, expiring; /* items by state */
+	uint64_t lanes_ready; /* lanes with items ready, waiting for a connection */
+	uint64_t lanes_held;  /* lanes shaping holds back (a rate or warm-up wait, a suspension) */
+	uint64_t lanes_dead;  /* lanes of sites held back after failed connections */
+	uint64_t sites_held;  /* sites with a lane held back by shaping */
+	struct queue_engine_site_items *sites; /* items by (stream, site), malloc'd */
+	size_t nsites;
+	struct {
+		const char *name; /* shape_action_name() */
+		uint64_t active;
+	} actions[8]; /* adaptive actions in force, by kind */
+	size_t nactions;
+	int64_t admin_suspensions;          /* operators' suspensions in force; -1: not known */
+	uint64_t throttle_waits_message;    /* messages that waited for a message_rate token */
+	uint64_t throttle_waits_connection; /* connections that waited for connection_rate */
+	const struct dns_latency *dns;      /* the delivery resolver's answer times (dns.h) */
+};
+void queue_engine_metrics(struct queue_engine *, struct queue_engine_metrics *);
+/* Frees what queue_engine_metrics() allocated. */
+void queue_engine_metrics_clear(struct queue_engine_metrics *);
 
 #endif

@@ -471,11 +471,62 @@ test_class_options(void **state)
 	queue_free(queue_new(&o, err, sizeof(err)));
 }
 
+/* A reload adds a class (a new stream) to a queue in use: sites already there count its
+ * connections from zero, and its lane competes by its priority at once; classes cannot be
+ * taken away (lanes refer to them by index). */
+static void
+test_reconfigure_adds_a_class(void **state)
+{
+	struct queue *q = new_queue(2, 0);
+	struct queue_class classes[3];
+	struct queue_item *a[8], *b2[8];
+	struct queue_batch ba, bb;
+	struct queue_options o;
+	struct queue_lane urgent = {
+	    .site = "example.com", .name = "urgent@example.com", .via = NULL, .cls = 2};
+	char err[128];
+
+	(void)state;
+	for (uint64_t i = 1; i <= 20; i++)
+		add(q, i, BULK, T0);
+	assert_int_equal(queue_take(q, T0, &ba, a, 8), 4);
+	queue_options_default(&o);
+	o.seed = 7;
+	o.batch_max = 4;
+	o.initial_window = o.max_window = 2;
+	o.dead_after = 2;
+	memset(classes, 0, sizeof(classes));
+	classes[BULK].priority = 10;
+	classes[BULK].retry = (struct retry_schedule){
+	    .n = 1, .interval_us = {HOUR}, .jitter_pct = 0, .lifetime_us = 24 * HOUR};
+	classes[TX] = classes[BULK];
+	classes[TX].priority = 100;
+	classes[2] = classes[BULK];
+	classes[2].priority = 1000;
+	o.classes = classes;
+	o.nclasses = 1;
+	assert_int_equal(queue_reconfigure(q, &o, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not removed"));
+	o.nclasses = 3;
+	assert_int_equal(queue_reconfigure(q, &o, err, sizeof(err)), 0);
+	assert_int_equal(queue_add_lane(q, id_of(500), &urgent, T0, T0, 0), 0);
+	/* The one free slot goes to the new, highest class. */
+	assert_int_equal(queue_take(q, T0, &bb, b2, 8), 1);
+	assert_int_equal(lane_class(bb.dest), 2);
+	queue_item_done(q, b2[0], QUEUE_DELIVERED, T0, NULL);
+	queue_release(q, bb.dest, QUEUE_CONN_OK, T0);
+	for (int i = 0; i < 4; i++)
+		queue_item_done(q, a[i], QUEUE_DELIVERED, T0, NULL);
+	queue_release(q, ba.dest, QUEUE_CONN_OK, T0);
+	queue_free(q);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_priority_first),
+	    cmocka_unit_test(test_reconfigure_adds_a_class),
 	    cmocka_unit_test(test_reuse_yields_to_priority),
 	    cmocka_unit_test(test_reserve),
 	    cmocka_unit_test(test_class_retry_and_lifetime),
