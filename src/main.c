@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "access/access.h"
 #include "auth/auth.h"
@@ -52,12 +53,29 @@ usage(FILE *out)
 	    "commands:\n"
 	    "  serve                      run the server in the foreground\n"
 	    "  check-config [FILE]        validate a configuration file; errors name file:line\n"
-	    "  queue summary [--json]     queued mail by queue: stream, pool, destination, "
-	    "counts,\n"
-	    "                             oldest message, last error\n"
+	    "  queue summary [--by KEY[,KEY]] [--json]\n"
+	    "                             queued mail by queue (or by stream, pool, tenant,\n"
+	    "                             campaign, destination, provider): counts, oldest\n"
+	    "                             message, last error; through the server if it runs\n"
 	    "  queue list [--json]        list queued messages (id, size, age, sender, "
 	    "recipients)\n"
 	    "  queue show ID              print a queued message's envelope and content\n"
+	    "  inspect ID [--json]        a queued message: envelope, recipients' states, "
+	    "headers\n"
+	    "  top [--by destination|provider] [--limit N] [--json]\n"
+	    "                             destinations with the most mail pending (in memory)\n"
+	    "  adaptive [--json]          adaptive actions, what shaping allows per site now\n"
+	    "  override set --provider P|--domain D [--source S] --SETTING VALUE [--for 30m]\n"
+	    "  override list | override remove ID\n"
+	    "                             temporary shaping overrides (docs/shaping.md)\n"
+	    "  suspend destination|provider|source|pool|stream|tenant|campaign NAME\n"
+	    "          [--for 2h] [--reason TEXT]\n"
+	    "  resume SELECTOR NAME | resume --id N | suspensions [--json]\n"
+	    "                             hold mail without spending its attempts, and let it go\n"
+	    "  bounce|delete|retry [--id ID] [--domain D] [--sender A|@D] [--tenant T]\n"
+	    "          [--campaign C] [--stream S] [--pool P] [--older-than 1h]\n"
+	    "                             bounce (DSN), delete (no DSN) or retry now what matches\n"
+	    "                             (bounce: [--reason TEXT]; retry: no filter = all)\n"
 	    "  dkim keygen --domain D --selector S [--algorithm rsa2048|rsa1024|rsa4096|ed25519]\n"
 	    "                             write a DKIM key, print the DNS TXT record to publish\n"
 	    "  spf --ip IP --sender ADDR --helo NAME [--scope mfrom|helo|pra] [--dns HOST@PORT]\n"
@@ -155,8 +173,10 @@ struct server {
 	struct queue_engine *engine;
 	struct spool *spool;
 	struct eventlog *log;
-	const struct config *cfg;
+	const struct config *cfg; /* the configuration in force (a reference): reloads swap it */
+	struct mailbox *mailbox;  /* the control thread's reload requests */
 	struct preflight_background *preflight; /* the signing domains' DNS, checked */
+	const struct config *preflight_cfg;     /* ... from this configuration (a reference) */
 	struct control *control;                /* metrics and the admin API */
 	struct suppress *suppress;              /* the suppression list */
 	struct webhooks *webhooks;              /* event records POSTed (docs/webhooks.md) */
@@ -197,74 +217,147 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(srv->base);
 }
 
-/* delivery.bounce_rules again (SIGHUP): the engine and the bounce listener classify with the
- * new table from their next failure or report on. A file with a mistake changes nothing. */
-static void
-reload_bounce_rules(struct server *srv)
-{
-	const char *path = srv->cfg->delivery.bounce_rules;
-	struct classify_table *t;
-	size_t nrules, ndecisions;
-	char err[1024];
+/* ---- Reload (SIGHUP, POST /api/v1/reload, drover reload) ----
+ *
+ * The whole configuration again: read and checked in full first — the file, and every file it
+ * names (bounce rules, shaping rules, CA store, certificates, users; new listeners' addresses
+ * bound) — and on any error nothing changes and the error names file:line. Then each part is
+ * swapped at once: new SMTP sessions and new delivery connections use the new configuration,
+ * those in flight finish on the one they started with. docs/operations.md, "Reloading". */
 
-	if (srv->bounce_rules == NULL || path == NULL)
-		return; /* the built-in rules do not change while the binary runs */
-	t = classify_load(path, CLASSIFY_DEF_CACHE_ENTRIES, err, sizeof(err));
-	if (t == NULL) {
-		log_error("bounce rules not reloaded, the old ones stay: %s", err);
-		return;
-	}
-	nrules = classify_rule_count(t);
-	ndecisions = classify_decision_count(t);
-	classify_slot_set(srv->bounce_rules, t);
-	log_info("bounce rules reloaded from %s: %zu rules, %zu decisions", path, nrules,
-	         ndecisions);
+struct reload_report {
+	json_t *changes; /* [{"what", "change", "applied"}] */
+	json_t *restart; /* what only a restart takes: ["threads", ...] */
+};
+
+static void
+on_change(void *arg, const char *key, enum config_change change, bool restart)
+{
+	struct reload_report *r = arg;
+	static const char *const names[] = {"added", "changed", "removed"};
+
+	json_array_append_new(r->changes, json_pack("{s:s, s:s, s:b}", "what", key, "change",
+	                                            names[change], "applied", !restart));
+	if (restart)
+		json_array_append_new(r->restart, json_string(key));
 }
 
-/* delivery.shaping again (SIGHUP): connections opened from then on follow the new rules;
- * throttles, active adaptive actions and warm-up counts carry over. A file with a mistake
- * changes nothing. */
-static void
-reload_shaping(struct server *srv)
+static json_t *
+reload_refused(const char *why)
 {
-	char err[4096];
-	int rc;
-
-	if (srv->engine == NULL)
-		return;
-	rc = queue_engine_reload_shaping(srv->engine, err, sizeof(err));
-	if (rc < 0)
-		log_error("shaping rules not reloaded, the old ones stay: %s", err);
-	else if (rc > 0)
-		log_info("shaping rules reloaded from %s", srv->cfg->delivery.shaping != NULL
-		                                               ? srv->cfg->delivery.shaping
-		                                               : "the built-in rules");
+	log_error("reload refused, the running configuration stays: %s", why);
+	return json_pack("{s:b, s:s}", "reloaded", false, "error", why);
 }
 
-static void
-on_hup(evutil_socket_t sig, short what, void *arg)
+/* The bounce rules of cfg, compiled: NULL with the reason in err. */
+static struct classify_table *
+bounce_rules_load(const struct config *cfg, char *err, size_t errlen)
 {
-	struct server *srv = arg;
+	char why[1024];
+	struct classify_table *t =
+	    cfg->delivery.bounce_rules != NULL
+	        ? classify_load(cfg->delivery.bounce_rules, CLASSIFY_DEF_CACHE_ENTRIES, why,
+	                        sizeof(why))
+	        : classify_builtin(CLASSIFY_DEF_CACHE_ENTRIES, why, sizeof(why));
 
-	/* Live reload of the whole configuration comes with the control plane; for now HUP
-	 * reopens the event log, so that it can be rotated, and re-reads the DKIM keys, so
-	 * that they can be rotated. */
-	log_info("SIGHUP: reopening the event log, reading the DKIM keys again");
+	if (t == NULL)
+		snprintf(err, errlen, "delivery.bounce_rules: %s", why);
+	return t;
+}
+
+static json_t *
+server_reload(struct server *srv)
+{
+	struct reload_report rep = {json_array(), json_array()};
+	struct engine_reload *er = NULL;
+	struct classify_table *rules = NULL;
+	struct config *cfg;
+	json_t *out;
+	char err[8192];
+	size_t n;
+
+	cfg = config_reload(srv->cfg->path, srv->cfg, err, sizeof(err));
+	if (cfg == NULL)
+		goto refused;
+	if (srv->bounce_rules != NULL && (rules = bounce_rules_load(cfg, err, sizeof(err))) == NULL)
+		goto refused;
+	if (srv->engine != NULL &&
+	    (er = queue_engine_reload_prepare(srv->engine, cfg, err, sizeof(err))) == NULL)
+		goto refused;
+	/* The last check (certificates, users, new listeners' sockets) swaps the SMTP side in
+	 * when it passes: nothing after it can fail. */
+	if (ingress_reconfigure(srv->ingress, cfg, err, sizeof(err)) < 0)
+		goto refused;
+	if (er != NULL)
+		queue_engine_reload_commit(er);
+	if (rules != NULL)
+		classify_slot_set(srv->bounce_rules, rules);
+	control_set_config(srv->control, cfg);
+	log_set_level((enum log_level)cfg->log_level_value);
 	eventlog_reopen(srv->log);
-	if (srv->ingress != NULL) {
-		ingress_reload_keys(srv->ingress);
-		ingress_reload_certificates(srv->ingress);
-		ingress_reload_users(srv->ingress);
-	}
-	reload_bounce_rules(srv);
-	reload_shaping(srv);
+
+	n = config_changes(srv->cfg, cfg, on_change, &rep);
+	for (size_t i = 0; i < json_array_size(rep.restart); i++)
+		log_warn("reload: %s changed: it takes effect at the next restart",
+		         json_string_value(json_array_get(rep.restart, i)));
+	log_info("reload: configuration from %s in force (%zu change%s); files it names read "
+	         "again",
+	         cfg->path != NULL ? cfg->path : "the embedded defaults", n, n == 1 ? "" : "s");
+	config_unref(srv->cfg);
+	srv->cfg = cfg;
 	/* The DNS may have been fixed (or broken) since: check the signing domains again. */
 	if (preflight_background_running(srv->preflight)) {
 		log_info("preflight: the previous check still runs; not started again");
 	} else {
 		preflight_background_wait(srv->preflight);
-		srv->preflight = preflight_background_start(srv->cfg);
+		config_unref(srv->preflight_cfg);
+		srv->preflight_cfg = config_ref(cfg);
+		srv->preflight = preflight_background_start(srv->preflight_cfg);
 	}
+	out = json_pack("{s:b, s:s?, s:o, s:o}", "reloaded", true, "config", cfg->path, "changes",
+	                rep.changes, "restart_required", rep.restart);
+	return out;
+refused:
+	queue_engine_reload_cancel(er);
+	classify_unref(rules);
+	config_free(cfg);
+	json_decref(rep.changes);
+	json_decref(rep.restart);
+	return reload_refused(err);
+}
+
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("SIGHUP: reloading the configuration");
+	json_decref(server_reload(arg));
+}
+
+/* POST /api/v1/reload: from the control thread to this one, and the report back. */
+struct reload_ticket {
+	struct server *srv;
+	struct control_reload *ticket;
+};
+
+static void
+reload_from_control(void *arg)
+{
+	struct reload_ticket *t = arg;
+
+	log_info("reload requested through the control API");
+	control_reload_done(t->ticket, server_reload(t->srv));
+	free(t);
+}
+
+static void
+request_reload(void *arg, struct control_reload *ticket)
+{
+	struct server *srv = arg;
+	struct reload_ticket *t = xmalloc(sizeof(*t));
+
+	t->srv = srv;
+	t->ticket = ticket;
+	mailbox_post(srv->mailbox, reload_from_control, t);
 }
 
 static int
@@ -380,9 +473,11 @@ cmd_serve(struct options *o)
 	for (size_t i = 0; i < nitems(sigs); i++)
 		event_add(sigs[i], NULL);
 	pthread_sigmask(SIG_UNBLOCK, &held_signals, NULL);
-	srv.cfg = cfg;
+	srv.cfg = config_ref(cfg);
+	srv.mailbox = mailbox_new(srv.base);
 	{
-		struct control_sources cs = {srv.ingress, srv.engine, srv.spool, srv.webhooks};
+		struct control_sources cs = {srv.ingress,  srv.engine,     srv.spool,
+		                             srv.webhooks, request_reload, &srv};
 
 		srv.control = control_start(cfg, &cs, err, sizeof(err));
 		if (srv.control == NULL && cfg->control.address[0] != '\0') {
@@ -392,7 +487,8 @@ cmd_serve(struct options *o)
 			goto out;
 		}
 	}
-	srv.preflight = preflight_background_start(cfg);
+	srv.preflight_cfg = config_ref(cfg);
+	srv.preflight = preflight_background_start(srv.preflight_cfg);
 	/* Everything that needs root is done: ports bound, spool and log open, keys,
 	 * certificates and users read. */
 	if (run_as.uid != 0) {
@@ -419,6 +515,7 @@ cmd_serve(struct options *o)
 	srv.ingress = NULL;
 	preflight_background_wait(srv.preflight);
 	srv.preflight = NULL;
+	config_unref(srv.preflight_cfg);
 	if (srv.engine != NULL)
 		queue_engine_stop(srv.engine, SHUTDOWN_GRACE_S);
 	srv.engine = NULL;
@@ -439,8 +536,11 @@ out:
 		         (unsigned long long)st.largest_batch);
 		spool_close(srv.spool);
 	}
+	if (srv.mailbox != NULL)
+		mailbox_free(srv.mailbox);
 	if (srv.base != NULL)
 		event_base_free(srv.base);
+	config_unref(srv.cfg);
 	webhooks_stop(srv.webhooks); /* before the log: they write to it */
 	eventlog_close(srv.log);
 	webhooks_close(srv.webhooks); /* after it: its last records went to their backlogs */
@@ -569,8 +669,6 @@ cmd_queue(struct options *o)
 	}
 	if (strcmp(what, "list") == 0) {
 		rc = queue_cli_list(cfg, sp, o->json);
-	} else if (strcmp(what, "summary") == 0) {
-		rc = queue_cli_summary(cfg, sp, o->json);
 	} else if (strcmp(what, "show") == 0 && o->argc > 2) {
 		rc = queue_cli_show(cfg, sp, o->argv[2]);
 	} else {
@@ -802,6 +900,9 @@ main(int argc, char **argv)
 	/* suppress has options of its own (--dir, --tenant, --reason, --json). */
 	if (argc > 1 && strcmp(argv[1], "suppress") == 0)
 		return suppress_cli(argc - 1, argv + 1, NULL);
+	/* The admin API's commands (control/cli.c) have options of their own (--by, --limit). */
+	if (argc > 1 && control_cli_handles(argc - 1, argv + 1))
+		return control_cli(argc - 1, argv + 1);
 	if (parse_options(argc - 1, argv + 1, &o) < 0) {
 		usage(stderr);
 		return 2;

@@ -9,15 +9,20 @@
  *	GET /metrics            Prometheus text format 0.0.4
  *	GET /api/v1/status      the same counters as JSON
  *	GET /api/v1/shaping     the adaptive actions active now: {"actions": [...]}
+ *	POST /api/v1/inject     HTTP injection through the SMTP pipeline (docs/injection.md)
  */
 #ifndef DROVER_CONTROL_H
 #define DROVER_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
 struct config;
+struct control;
+struct control_reload;
 struct ingress;
 struct queue_engine;
 struct spool;
@@ -29,7 +34,18 @@ struct control_sources {
 	struct queue_engine *engine;
 	struct spool *spool;
 	struct webhooks *webhooks; /* NULL: none configured */
+	/* POST /api/v1/reload: called on the control thread with a ticket; the server reloads
+	 * (on its own thread) and answers with control_reload_done(). NULL: not offered. */
+	void (*reload)(void *arg, struct control_reload *ticket);
+	void *reload_arg;
 };
+
+/* The reload's report (a reference given), {"reloaded": true|false, ...}: 200 or 422. Any
+ * thread, once per ticket. */
+void control_reload_done(struct control_reload *, json_t *report);
+/* The configuration the control plane uses from now on (its bearer token): a reload. Any
+ * thread; cfg is referenced. */
+void control_set_config(struct control *, const struct config *cfg);
 
 struct control;
 
@@ -47,5 +63,14 @@ void control_stop(struct control *);
 char *control_metrics_text(const struct control_sources *, double uptime_s);
 /* The same counters as a JSON object (a new reference). */
 json_t *control_status_json(const struct control_sources *, double uptime_s);
+
+/* The commands that ask a running server through the admin API (cli.c): `drover queue
+ * summary`, `inspect`, `top`, `adaptive`, `override set|list|remove`, ... argv starts at the
+ * command's first word ("queue", "inspect"). control_cli_handles: is it one of them?
+ * control_cli: runs it; the exit status (0 done, 1 the server refused or failed, 2 usage).
+ * control_cli_usage: a line per command, for `drover help`. */
+bool control_cli_handles(int argc, char **argv);
+int control_cli(int argc, char **argv);
+void control_cli_usage(FILE *out);
 
 #endif

@@ -146,6 +146,21 @@ static const struct endpoint {
     {EVHTTP_REQ_GET, "/metrics", handle_metrics},
     {EVHTTP_REQ_GET, "/api/v1/status", handle_status},
     {EVHTTP_REQ_GET, "/api/v1/shaping", handle_shaping},
+    {EVHTTP_REQ_POST, "/api/v1/reload", control_handle_reload},
+    {EVHTTP_REQ_POST, "/api/v1/suspend", control_handle_admin},
+    {EVHTTP_REQ_POST, "/api/v1/resume", control_handle_admin},
+    {EVHTTP_REQ_GET, "/api/v1/suspensions", control_handle_admin},
+    {EVHTTP_REQ_POST, "/api/v1/bounce", control_handle_admin},
+    {EVHTTP_REQ_POST, "/api/v1/delete", control_handle_admin},
+    {EVHTTP_REQ_POST, "/api/v1/retry", control_handle_admin},
+    {EVHTTP_REQ_POST, "/api/v1/inject", control_handle_inject},
+    {EVHTTP_REQ_GET, "/api/v1/queue/summary", control_api_queue_summary},
+    {EVHTTP_REQ_GET, "/api/v1/messages/", control_api_message},
+    {EVHTTP_REQ_GET, "/api/v1/top", control_api_top},
+    {EVHTTP_REQ_GET, "/api/v1/adaptive", control_api_adaptive},
+    {EVHTTP_REQ_GET, "/api/v1/shaping/overrides", control_api_overrides},
+    {EVHTTP_REQ_POST, "/api/v1/shaping/overrides", control_api_override_add},
+    {EVHTTP_REQ_DELETE, "/api/v1/shaping/overrides/", control_api_override_remove},
 };
 
 static bool
@@ -218,7 +233,7 @@ control_start(const struct config *cfg, const struct control_sources *src, char 
 	if (cfg->control.address == NULL || cfg->control.address[0] == '\0')
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
-	c->cfg = cfg;
+	c->cfg = config_ref(cfg);
 	c->src = *src;
 	c->started_us = time_mono_us();
 	c->base = event_base_new();
@@ -227,9 +242,10 @@ control_start(const struct config *cfg, const struct control_sources *src, char 
 	c->mailbox = mailbox_new(c->base);
 	c->http = evhttp_new(c->base);
 	evhttp_set_gencb(c->http, on_request, c);
-	/* Requests are small; a client cannot make the server hold a large one. */
+	/* Requests are small but for injections (control.max_request_size, read at start); a
+	 * client cannot make the server hold a larger one. */
 	evhttp_set_max_headers_size(c->http, 16 * 1024);
-	evhttp_set_max_body_size(c->http, 64 * 1024);
+	evhttp_set_max_body_size(c->http, cfg->control.max_request_size);
 	evhttp_set_timeout(c->http, 30);
 	evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                                        EVHTTP_REQ_DELETE);
@@ -250,6 +266,7 @@ control_start(const struct config *cfg, const struct control_sources *src, char 
 		evhttp_free(c->http);
 		mailbox_free(c->mailbox);
 		event_base_free(c->base);
+		config_unref(c->cfg);
 		free(c);
 		return NULL;
 	}
@@ -286,8 +303,39 @@ control_stop(struct control *c)
 		mailbox_post(c->mailbox, control_quit, c);
 		pthread_join(c->thread, NULL);
 	}
+	control_admin_stop(c); /* its threads may still post to the mailbox */
+	control_inject_stop(c);
 	evhttp_free(c->http);
 	mailbox_free(c->mailbox);
 	event_base_free(c->base);
+	config_unref(c->cfg);
 	free(c);
+}
+
+struct config_swap {
+	struct control *c;
+	const struct config *cfg;
+};
+
+static void
+config_swap(void *arg)
+{
+	struct config_swap *sw = arg;
+
+	config_unref(sw->c->cfg);
+	sw->c->cfg = sw->cfg;
+	free(sw);
+}
+
+void
+control_set_config(struct control *c, const struct config *cfg)
+{
+	struct config_swap *sw;
+
+	if (c == NULL)
+		return;
+	sw = xmalloc(sizeof(*sw));
+	sw->c = c;
+	sw->cfg = config_ref(cfg);
+	mailbox_post(c->mailbox, config_swap, sw);
 }
