@@ -25,6 +25,22 @@ median() {
 		awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
+# A scratch directory in $work, removed at exit after the drover of start_drover (if one
+# runs) is stopped.
+bench_workdir() { # name
+	work=$(mktemp -d "/var/tmp/drover-$1.XXXXXX")
+	drover_pid=
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+	if [ -n "$drover_pid" ]; then
+		kill -TERM "$drover_pid" 2>/dev/null || true
+		wait "$drover_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+
 # A fresh spool, then `drover serve` on the caller's $conf and $port (with $work, $drover_bin
 # and die set by the caller); sets drover_pid. stop_drover expects a clean exit 0.
 start_drover() {

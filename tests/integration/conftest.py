@@ -19,6 +19,8 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -623,6 +625,19 @@ def smtp(port, helo="client.test"):
     s = smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=deadline(20))
     s.ehlo()
     return s
+
+
+def control_api(address, path, method="GET", body=None, token=None, timeout=30):
+    """(HTTP status, JSON reply) of the control API at address ("127.0.0.1:PORT")."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{address}{path}", data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=deadline(timeout)) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
 
 
 def message(subject="test", body="Hello.\r\n", size=None, extra_headers=""):

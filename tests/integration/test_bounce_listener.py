@@ -406,9 +406,10 @@ def test_sighup_reloads_the_rules_for_listener_and_engine(bounce_server, net, tm
     # A broken file: the old rules stay, and the log names the file and line.
     rules.write_text("# comment\nrule bad-mailbx text user unknown\n")
     d.send_signal(signal.SIGHUP)
-    wait_for(lambda: "bounce rules not reloaded" in d.stderr_text(), deadline(10),
+    wait_for(lambda: "reload refused" in d.stderr_text(), deadline(10),
              what="the reload refused")
-    line = [ln for ln in d.stderr_text().splitlines() if "bounce rules not reloaded" in ln][0]
+    line = [ln for ln in d.stderr_text().splitlines() if "reload refused" in ln][0]
+    assert "delivery.bounce_rules" in line, line
     assert f"{rules}:2:" in line and "bad-mailbx" in line, line
     ab = bounce_of(2, "0190a1b2c3d4e5f600000102")
     assert ab["category"] == "bad-mailbox" and ab["suppressed"]
@@ -419,7 +420,7 @@ def test_sighup_reloads_the_rules_for_listener_and_engine(bounce_server, net, tm
     rules.write_text("# user unknown means full here\n"
                      "rule quota-issues text user unknown|does not exist\n")
     d.send_signal(signal.SIGHUP)
-    wait_for(lambda: "bounce rules reloaded from" in d.stderr_text(), deadline(10),
+    wait_for(lambda: "reload: configuration from" in d.stderr_text(), deadline(10),
              what="the reload")
     ab = bounce_of(3, "0190a1b2c3d4e5f600000103")
     assert ab["category"] == "quota-issues" and ab["decision"] == "permanent"

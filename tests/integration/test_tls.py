@@ -227,8 +227,9 @@ def test_check_config_and_reload_of_certificates(tls_drover, make_drover, ca, tm
     # A broken file and HUP: the old certificate stays, the error is logged.
     live_key.write_text("not a key\n")
     d.send_signal(signal.SIGHUP)
-    wait_for(lambda: "certificates not reloaded" in d.stderr_text(), deadline(10),
-             what="the reload error")
+    wait_for(lambda: "the certificates read before stay in use" in d.stderr_text(),
+             deadline(10), what="the reload error")
+    assert "tls_certificate" in d.stderr_text(), d.stderr_tail()
     assert renewed()
     # check-config names the file and line of the certificate setting.
     bad = make_drover(start=False, extra=cert_sections((tmp_path / "missing.pem", key)))
