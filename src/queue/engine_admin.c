@@ -152,6 +152,12 @@ admin_delete_free(struct admin_delete *d)
 	free(d);
 }
 
+size_t
+engine_admin_suspension_count(const struct queue_engine *e)
+{
+	return e->admin != NULL ? e->admin->n : 0;
+}
+
 void
 engine_admin_free(struct queue_engine *e)
 {

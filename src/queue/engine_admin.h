@@ -110,5 +110,7 @@ bool engine_admin_hold_job(struct job *);
 /* An operator's bounce job has finished: the next may load. */
 void engine_admin_job_done(struct queue_engine *);
 void engine_admin_free(struct queue_engine *);
+/* Suspensions in force (engine thread), for the metrics. */
+size_t engine_admin_suspension_count(const struct queue_engine *);
 
 #endif

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "core/core.h"
+#include "queue/engine_admin.h"
 #include "queue/engine_internal.h"
 
 /* How often the loop publishes the queue's figures. */
@@ -220,9 +221,8 @@ publish(struct engine_metrics *m)
 	free(p.lanes);
 	free(p.held);
 	/* drover_admin_suspensions_active: the suspensions an operator made through the admin
-	 * API (engine_admin.c). Set it here from that file's count once it keeps one; while it
-	 * is -1, the metric is left out of /metrics. */
-	snap.admin_suspensions = -1;
+	 * API (engine_admin.c). */
+	snap.admin_suspensions = (int64_t)engine_admin_suspension_count(e);
 
 	pthread_mutex_lock(&m->lock);
 	free(m->snap.sites);

@@ -23,6 +23,12 @@ def api(port, path, body=None, method=None):
                        method or ("POST" if body is not None else "GET"), body)
 
 
+def metrics(d):
+    with urllib.request.urlopen(f"http://127.0.0.1:{d.cport}/metrics",
+                                timeout=deadline(10)) as r:
+        return r.read().decode()
+
+
 def submit(port, rcpts, sender=SENDER, headers=""):
     """One message; its queue id."""
     with smtp(port) as s:
@@ -96,6 +102,9 @@ def test_suspend_destination_holds_its_mail_only_until_resumed(server, rx):
     assert "x@a.example" not in delivered_to(rx)
     assert not [e for e in d.events() if e["type"] in ("TransientFailure", "Delivery")
                 and e["id"] == held]
+    # The metrics count it (the engine publishes them once a second).
+    wait_for(lambda: "drover_admin_suspensions_active 1\n" in metrics(d), deadline(10),
+             what="the suspension in the metrics")
     code, r = api(d.cport, "/api/v1/resume", {"destination": "a.example"})
     assert code == 200 and r["id"] == s["id"]
     wait_delivered(rx, "x@a.example")
@@ -105,6 +114,8 @@ def test_suspend_destination_holds_its_mail_only_until_resumed(server, rx):
     [res] = records(d, "AdminResume")
     assert res["value"] == "a.example" and res["expired"] is False
     assert api(d.cport, "/api/v1/suspensions")[1] == {"suspensions": []}
+    wait_for(lambda: "drover_admin_suspensions_active 0\n" in metrics(d), deadline(10),
+             what="no suspension in the metrics")
     # Nothing left to resume.
     assert api(d.cport, "/api/v1/resume", {"destination": "a.example"})[0] == 404
 
