@@ -204,3 +204,21 @@ def test_reload_under_load_loses_nothing_and_the_new_route_is_in_force(make_drov
     send_one(d.port)
     wait_for(lambda: len(b.messages()) + n_a >= count + 1, deadline(30), what="one more")
     assert len(a.messages()) == n_a
+
+
+def test_reload_changes_the_control_token(make_drover, two_receivers):
+    a, _ = two_receivers
+    d = start_server(make_drover, a.port)
+    address = f"127.0.0.1:{d.control_port}"
+    d.conf["control_token"] = "s3cret-token-for-the-test"
+    d.write_config()
+    status, rep = reload_api(d)
+    assert status == 200 and ("control", "changed", True) in {
+        (c["what"], c["change"], c["applied"]) for c in rep["changes"]}, rep
+
+    def refused_without_token():
+        return control_api(address, "/api/v1/status")[0] == 401
+
+    wait_for(refused_without_token, deadline(10), what="the token in force")
+    status, _ = control_api(address, "/api/v1/status", token="s3cret-token-for-the-test")
+    assert status == 200
