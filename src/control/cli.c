@@ -835,6 +835,55 @@ print_override_removed(struct cli *c, json_t *reply)
 
 /* ---- The commands ---- */
 
+/* ---- status, inject ---- */
+
+static int
+build_status(struct cli *c, struct cli_request *r)
+{
+	return build_get(c, r, "/api/v1/status");
+}
+
+/* The request body is the file named (or standard input without one, or "-"): the JSON of
+ * POST /api/v1/inject (docs/injection.md). */
+static int
+build_inject(struct cli *c, struct cli_request *r)
+{
+	const char *path = c->nargs > 0 ? c->args[0] : "-";
+	json_error_t jerr;
+
+	if (c->nargs > 1)
+		return -1;
+	r->body =
+	    strcmp(path, "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(path, 0, &jerr);
+	if (r->body == NULL) {
+		fprintf(stderr, "drover: %s: line %d: %s\n",
+		        strcmp(path, "-") == 0 ? "stdin" : path, jerr.line, jerr.text);
+		return -1;
+	}
+	r->method = "POST";
+	snprintf(r->path, sizeof(r->path), "/api/v1/inject");
+	return 0;
+}
+
+static void
+print_injected(struct cli *c, json_t *reply)
+{
+	json_t *res;
+	size_t i;
+
+	printf("%lld queued, %lld failed\n", num(reply, "success_count"),
+	       num(reply, "failure_count"));
+	json_array_foreach(json_object_get(reply, "results"), i, res)
+	{
+		if (json_is_string(json_object_get(res, "id")))
+			printf("  %-40s %-8s %s\n", str(res, "recipient"), str(res, "status"),
+			       str(res, "id"));
+		else
+			printf("  %-40s %-8s %lld %s\n", str(res, "recipient"), str(res, "status"),
+			       num(res, "code"), str(res, "reply"));
+	}
+}
+
 /* ---- reload ---- */
 
 static int
@@ -1038,6 +1087,8 @@ print_retried(struct cli *c, json_t *reply)
 
 static const struct verb verbs[] = {
     {"reload", "[--json] [--config FILE]", build_reload, print_reload, NULL},
+    {"status", "[--config FILE]", build_status, NULL, NULL},
+    {"inject", "[FILE|-] [--json] [--config FILE]", build_inject, print_injected, NULL},
     {"queue summary", "[--by KEY[,KEY]] [--json] [--config FILE]", build_summary, print_summary,
      offline_summary},
     {"inspect", "ID [--json] [--config FILE]", build_inspect, print_inspect, NULL},

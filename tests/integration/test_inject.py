@@ -167,6 +167,26 @@ def test_identical_content_shares_one_message(injector, rx):
     assert "undisclosed-recipients" in got[0]["data"]
 
 
+def test_drover_inject_command_posts_a_file(injector, rx, tmp_path):
+    d, port = injector()
+    request = tmp_path / "inject.json"
+    request.write_text(json.dumps({
+        "envelope_sender": "b@sender.example",
+        "recipients": [{"email": "ann@dest.example", "substitutions": {"name": "Ann"}},
+                       "not an address"],
+        "content": {"from": "n@sender.example", "subject": "Hi {{name}}",
+                    "text_body": "Hello {{name}}\n"}}))
+    r = d.cli("inject", str(request), "--config", str(d.config_path))
+    assert r.stdout.startswith("1 queued, 1 failed"), r.stdout
+    assert "ann@dest.example" in r.stdout and "queued" in r.stdout
+    got = wait_messages(rx, 1)
+    assert "Subject: Hi Ann" in got[0]["data"]
+    # --json prints the reply; a file that is not JSON is a usage error.
+    request.write_text("{")
+    r = d.cli("inject", str(request), "--config", str(d.config_path), check=False)
+    assert r.returncode == 2 and "inject.json" in r.stderr, r.stderr
+
+
 def test_stream_tenant_campaign_in_reception_records(injector, rx):
     d, port = injector()
     code, body = inject(port, {"envelope_sender": "b@sender.example",
