@@ -649,6 +649,28 @@ engine_shape_attempt_free(struct attempt *a)
 
 /* ---- Replies ---- */
 
+/* A suspension is of the source (or of every source) at the destination, not of the one
+ * connection that saw the reply: the others it covers stop after what they have in flight. */
+static void
+end_covered(struct queue_engine *e, struct attempt *a, const struct shape_event *ev)
+{
+	const char *source = source_name(a);
+	struct attempt *b, *next;
+
+	for (b = e->attempts; b != NULL; b = next) {
+		const char *bs = source_name(b);
+
+		next = b->next;
+		if (b == a || b->over || b->ending || !b->shaped ||
+		    strcmp(b->sp.dest, a->sp.dest) != 0)
+			continue;
+		if (ev->action == SHAPE_ACT_SUSPEND_SOURCE &&
+		    !(bs == source || (bs != NULL && source != NULL && strcmp(bs, source) == 0)))
+			continue;
+		attempt_end_soon(b);
+	}
+}
+
 void
 engine_shape_reply(struct attempt *a, int code, const char *status, const char *text)
 {
@@ -671,6 +693,8 @@ engine_shape_reply(struct attempt *a, int code, const char *status, const char *
 			if (a->dest != NULL && ev[i].action == SHAPE_ACT_SUSPEND_SOURCE &&
 			    ev[i].kind != SHAPE_EV_END && a->pool == NULL)
 				queue_hold(e->q, a->dest, ev[i].ends_us, time_now_us());
+			if (ev[i].action != SHAPE_ACT_BOUNCE && ev[i].kind != SHAPE_EV_END)
+				end_covered(e, a, &ev[i]);
 			attempt_end_soon(a);
 		}
 	}

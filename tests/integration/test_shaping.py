@@ -119,6 +119,39 @@ def test_ts01_deferral_suspends_then_delivery_resumes(make_drover, tmp_path):
         assert end["reason"] == "expired" and end["rule"] == "ts01"
 
 
+def test_suspension_stops_every_connection_to_the_provider(make_drover, tmp_path):
+    """Three connections are open when one of them gets [TS01]: the suspension is of the
+    provider, so the other two stop after the message they carry, and nothing more goes
+    until it ends."""
+    rules = (
+        f'domain "{DEST}" {{\n  max_connections = 3\n  initial_connections = 3\n}}\n'
+        'adaptive "ts01" {\n'
+        f'  domain = "{DEST}"\n'
+        '  code = "421"\n'
+        '  text = "\\\\[TS01\\\\]"\n'
+        '  trigger = "once"\n'
+        '  action = "suspend-provider"\n'
+        '  duration = "5s"\n'
+        '}\n')
+    script = Script(replies={"mail": "421 4.7.0 [TS01] Messages temporarily deferred"},
+                    times={"mail": 1}, delays={"dot": 0.3})
+    with Receiver(script, hosts=(RX_IP,)) as rx:
+        d = start(make_drover, tmp_path, rules, rx.port, max_messages_per_connection=100)
+        # Enough that every connection would go on for seconds.
+        send(d.port, 30)
+        start_rec = d.wait_events(lambda e: e.get("type") == "AdaptiveAction"
+                                  and e.get("event") == "start", count=1,
+                                  timeout=deadline(20))[0]
+        assert start_rec["action"] == "suspend-provider"
+        t_start = time.time()
+        wait_for(lambda: len(rx.messages()) >= 30, deadline(60), interval=0.1,
+                 what="delivery after the suspension")
+        # At most the message each connection had in flight (0.3 s at the receiver) went
+        # after the suspension began, then nothing until it ended (5 s).
+        during = [m for m in rx.messages() if t_start + 1.0 <= m["at"] < t_start + 4.0]
+        assert during == [], [m["at"] - t_start for m in during]
+
+
 def test_warmup_cap_holds(make_drover, tmp_path):
     """A source in warm-up sends today's cap and no more; the rest waits."""
     today = time.strftime("%Y-%m-%d", time.gmtime())
