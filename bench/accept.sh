@@ -67,17 +67,7 @@ held() { find /var/spool/postfix/hold -type f | wc -l; }
 # ---- Drover: a fresh spool per run, on a free port
 port=$(free_port)
 conf="$work/drover.conf"
-cat >"$conf" <<EOF
-hostname = "drover.bench"
-event_log = "$work/events.jsonl"
-relay_networks = { "127.0.0.0/8" }
-spool {
-  directory = "$work/spool"
-}
-listener "smtp" {
-  address = "127.0.0.1:$port"
-}
-EOF
+base_conf >"$conf"
 "$drover_bin" check-config "$conf" >/dev/null || die "bench config refused"
 
 

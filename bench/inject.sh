@@ -33,20 +33,14 @@ bench_workdir inject
 port=$(free_port)
 cport=$(free_port)
 conf="$work/drover.conf"
-cat >"$conf" <<CONF
-hostname = "drover.bench"
-event_log = "$work/events.jsonl"
-relay_networks = { "127.0.0.0/8" }
-spool {
-  directory = "$work/spool"
-}
-listener "smtp" {
-  address = "127.0.0.1:$port"
-}
+{
+	base_conf
+	cat <<CONF
 control {
   address = "127.0.0.1:$cport"
 }
 CONF
+} >"$conf"
 "$drover_bin" check-config "$conf" >/dev/null || die "bench config refused"
 
 # The request bodies: about the size of smtp-source's default message per recipient.

@@ -41,6 +41,22 @@ bench_cleanup() {
 	rm -rf "$work"
 }
 
+# The configuration every benchmark's Drover starts from (its $work's spool and event log,
+# one SMTP listener on $port, relaying for loopback); the caller appends its own sections.
+base_conf() {
+	cat <<CONF
+hostname = "drover.bench"
+event_log = "$work/events.jsonl"
+relay_networks = { "127.0.0.0/8" }
+spool {
+  directory = "$work/spool"
+}
+listener "smtp" {
+  address = "127.0.0.1:$port"
+}
+CONF
+}
+
 # A fresh spool, then `drover serve` on the caller's $conf and $port (with $work, $drover_bin
 # and die set by the caller); sets drover_pid. stop_drover expects a clean exit 0.
 start_drover() {

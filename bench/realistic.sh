@@ -155,17 +155,7 @@ PY
 port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 conf="$work/drover.conf"
 write_conf() { # mode
-	cat >"$conf" <<CONF
-hostname = "drover.bench"
-event_log = "$work/events.jsonl"
-relay_networks = { "127.0.0.0/8" }
-spool {
-  directory = "$work/spool"
-}
-listener "smtp" {
-  address = "127.0.0.1:$port"
-}
-CONF
+	base_conf >"$conf"
 	case $1 in
 	routes)
 		printf 'delivery {\n  retry = { "5s" }\n}\n' >>"$conf"

@@ -46,20 +46,10 @@ wait_listening 2526 || die "Postfix does not listen on 127.0.0.1:2526"
 
 port=$(free_port)
 conf="$work/drover.conf"
-cat >"$conf" <<CONF
-hostname = "drover.bench"
-event_log = "$work/events.jsonl"
-relay_networks = { "127.0.0.0/8" }
-spool {
-  directory = "$work/spool"
-}
-listener "smtp" {
-  address = "127.0.0.1:$port"
-}
-delivery {
-  smarthost = { "127.0.0.1:2600" }
-}
-CONF
+{
+	base_conf
+	printf 'delivery {\n  smarthost = { "127.0.0.1:2600" }\n}\n'
+} >"$conf"
 "$drover_bin" check-config "$conf" >/dev/null || die "bench config refused"
 
 # One run through peer-relay.sh: sets $acc and $e2e; fails unless the sink got them all.
