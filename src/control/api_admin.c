@@ -21,6 +21,9 @@
 #include "queue/queue.h"
 
 #define API_PREFIX "/api/v1/"
+/* Requests in progress at once; more get 503 (a client looping on bounce must not make the
+ * server start threads without end). Each waits for the engine, which does them in turn. */
+#define ADMIN_WORKERS_MAX 16
 
 struct control_admin {
 	pthread_mutex_t lock;
@@ -107,16 +110,20 @@ control_handle_admin(struct control *c, struct evhttp_request *req, const char *
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&c->admin->lock);
-	rc = pthread_create(&t, &attr, admin_worker, call);
+	rc = c->admin->workers >= ADMIN_WORKERS_MAX ? -1
+	                                            : pthread_create(&t, &attr, admin_worker, call);
 	if (rc == 0)
 		c->admin->workers++;
 	pthread_mutex_unlock(&c->admin->lock);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		json_decref(body);
-		control_pending_reply(
-		    call->pending, 503,
-		    json_pack("{s:s}", "error", "cannot start a thread for the request"));
+		control_pending_reply(call->pending, 503,
+		                      json_pack("{s:s}", "error",
+		                                rc == -1
+		                                    ? "too many admin requests in progress: "
+		                                      "try again when they are answered"
+		                                    : "cannot start a thread for the request"));
 		free(call);
 	}
 }
