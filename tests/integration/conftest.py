@@ -295,15 +295,24 @@ class Drover:
         pytest.fail("could not find a free port for drover")
 
     def _wait_listening(self, timeout):
+        """The SMTP port, and the control plane's when one is configured: it is bound after
+        the SMTP listeners, so a test that talks to it at once would race the start."""
         end = time.monotonic() + timeout
+        ports = [self.port]
+        control = self.conf.get("control", "")
+        if control and control.rsplit(":", 1)[-1].isdigit():
+            ports.append(int(control.rsplit(":", 1)[-1]))
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 return False
-            inodes = listening_inodes(self.port)
-            if inodes and pid_owns_socket(self.proc.pid, inodes):
+            if all(self._owns_listening(p) for p in ports):
                 return True
             time.sleep(0.01)
         return False
+
+    def _owns_listening(self, port):
+        inodes = listening_inodes(port)
+        return bool(inodes) and pid_owns_socket(self.proc.pid, inodes)
 
     @property
     def pid(self):
