@@ -15,22 +15,8 @@
 #include "core/core.h"
 #include "queue/engine_admin.h"
 #include "queue/queue.h"
+#include "queue_testing.h"
 #include "spool/spool.h"
-
-#define T0     (1700000000ULL * USEC)
-#define MINUTE (60 * USEC)
-#define HOUR   (60 * MINUTE)
-
-static char *
-id_of(uint64_t n)
-{
-	static char buf[4][QUEUE_ID_LEN + 1];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof(buf[k]), "%024llx", (unsigned long long)n);
-	return buf[k];
-}
 
 /* Retries every hour, a day's lifetime, no jitter; ready queues of ready_max. */
 static struct queue *

@@ -13,21 +13,7 @@
 
 #include "core/core.h"
 #include "queue/queue.h"
-
-#define T0     (1700000000ULL * USEC)
-#define MINUTE (60 * USEC)
-#define HOUR   (60 * MINUTE)
-
-static char *
-id_of(uint64_t n)
-{
-	static char buf[4][QUEUE_ID_LEN + 1];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof(buf[k]), "%024llx", (unsigned long long)n);
-	return buf[k];
-}
+#include "queue_testing.h"
 
 /* initial window 2, max 5, dead after 3 failures, cooldown 5 min doubling to 20 min. */
 static struct queue *

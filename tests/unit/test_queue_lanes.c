@@ -15,23 +15,9 @@
 
 #include "core/core.h"
 #include "queue/queue.h"
-
-#define T0     (1700000000ULL * USEC)
-#define MINUTE (60 * USEC)
-#define HOUR   (60 * MINUTE)
+#include "queue_testing.h"
 
 enum { BULK = 0, TX = 1 };
-
-static char *
-id_of(uint64_t n)
-{
-	static char buf[4][QUEUE_ID_LEN + 1];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof(buf[k]), "%024llx", (unsigned long long)n);
-	return buf[k];
-}
 
 /* Class 0 "bulk": priority 10, retries every hour, lives a day. Class 1 "transactional":
  * priority 100, reserve_pct as given, retries every minute, lives an hour. The window is

@@ -14,10 +14,7 @@
 
 #include "core/core.h"
 #include "queue/queue.h"
-
-#define T0     (1700000000ULL * USEC)
-#define MINUTE (60 * USEC)
-#define HOUR   (60 * MINUTE)
+#include "queue_testing.h"
 
 #define MESSAGES 20000
 #define DESTS    16
@@ -43,15 +40,6 @@ static struct conn conns[CONNS];
 static size_t nconn;
 static uint64_t live, active, added, finished;
 static uint64_t expired_aside, deaths, removed_active;
-
-static char *
-id_of(uint64_t n)
-{
-	static char buf[QUEUE_ID_LEN + 1];
-
-	snprintf(buf, sizeof(buf), "%024llx", (unsigned long long)n);
-	return buf;
-}
 
 static void
 locate(struct queue *q, const struct queue_item *it, unsigned *m, unsigned *d)

@@ -14,19 +14,7 @@
 
 #include "core/core.h"
 #include "queue/queue.h"
-
-#define T0 (1700000000ULL * USEC)
-
-static char *
-id_of(uint64_t n)
-{
-	static char buf[4][QUEUE_ID_LEN + 1];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof(buf[k]), "%024llx", (unsigned long long)n);
-	return buf[k];
-}
+#include "queue_testing.h"
 
 static uint64_t
 num_of(const struct queue_item *it)
