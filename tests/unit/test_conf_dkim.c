@@ -123,24 +123,6 @@ test_errors(void **state)
 	expect(e, "11: listener \"l\".verify: \"arc\": expected spf, dkim or dmarc");
 }
 
-static int
-setup(void **state)
-{
-	return mkdtemp(tmpdir) != NULL ? 0 : -1;
-}
-
-static int
-remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static int
-teardown(void **state)
-{
-	return nftw(tmpdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
 int
 main(void)
 {

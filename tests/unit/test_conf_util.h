@@ -4,6 +4,9 @@
 #ifndef DROVER_TEST_CONF_UTIL_H
 #define DROVER_TEST_CONF_UTIL_H
 
+#include <ftw.h>
+#include <stdio.h>
+
 #define TEST_UNUSED __attribute__((unused))
 
 static char tmpdir[] = "/tmp/drover-test-conf-XXXXXX";
@@ -49,6 +52,25 @@ expect(const char *errors, const char *where)
 	snprintf(want, sizeof(want), "%s:%s", path, where);
 	if (strstr(errors, want) == NULL)
 		fail_msg("expected \"%s\" in:\n%s", want, errors);
+}
+
+static int
+rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+/* For cmocka_run_group_tests(): tmpdir made before the tests, removed with what they wrote. */
+static TEST_UNUSED int
+setup(void **state)
+{
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static TEST_UNUSED int
+teardown(void **state)
+{
+	return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static TEST_UNUSED size_t
